@@ -28,6 +28,9 @@ int parse_size(const char *s, uint64_t *out);
 /* Strict unsigned decimal parse into [min, max]. Returns 0 or -EINVAL/-ERANGE. */
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* Copy a string, truncating to fit; always NUL-terminates. Returns dst. */
+char *str_copy(char *dst, size_t size, const char *src);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t time_now_ns(void);
 

@@ -1,0 +1,266 @@
+/*
+ * main.c - the tern-vmm process: parse options, build and boot the VM,
+ * serve the control API, and run the event loop (console input, signals,
+ * guest exit requests) until the VM ends. Exit statuses are documented in
+ * docs/vmm.md and in vmm_exit_status() below.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "options.h"
+#include "vm.h"
+#include "vmm_api.h"
+
+#define CONSOLE_ESCAPE	0x01	/* Ctrl-A, then 'x' quits */
+
+enum {
+	EXIT_OK = 0,		/* guest powered off, API shutdown, SIGTERM/SIGINT */
+	EXIT_ERROR = 1,		/* start-up or runtime failure */
+	EXIT_USAGE = 2,		/* bad command line */
+	EXIT_RESET = 3,		/* guest reboot / reset / triple fault (panic=-1) */
+	EXIT_DEBUG_BASE = 64,	/* + value written to the debug-exit port (0..63) */
+};
+
+struct vmm {
+	struct vm vm;
+	struct vmm_options opt;
+	struct api_server *api;
+	int serial_fd;
+	bool tty_raw;
+	struct termios tty_saved;
+	bool stdin_open;
+	bool escape;
+};
+
+static int vmm_exit_status(const struct vm *vm)
+{
+	switch (vm->exit_reason) {
+	case VM_EXIT_POWEROFF:
+	case VM_EXIT_API_SHUTDOWN:
+	case VM_EXIT_SIGNAL:
+		return EXIT_OK;
+	case VM_EXIT_RESET:
+		return EXIT_RESET;
+	case VM_EXIT_DEBUG_PORT:
+		return EXIT_DEBUG_BASE + (int)vm->exit_value;
+	default:
+		return EXIT_ERROR;
+	}
+}
+
+static int open_serial(struct vmm *m, struct err *err)
+{
+	switch (m->opt.serial) {
+	case SERIAL_STDIO:
+		m->serial_fd = STDOUT_FILENO;
+		m->stdin_open = true;
+		return 0;
+	case SERIAL_FILE:
+		m->serial_fd = open(m->opt.serial_path,
+				    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+		if (m->serial_fd < 0)
+			return err_set(err, -errno, "--serial: cannot open %s: %s",
+				       m->opt.serial_path, strerror(errno));
+		return 0;
+	default:
+		m->serial_fd = -1;
+		return 0;
+	}
+}
+
+static void tty_raw(struct vmm *m)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &m->tty_saved))
+		return;
+	t = m->tty_saved;
+	cfmakeraw(&t);
+	t.c_oflag |= OPOST | ONLCR;	/* keep "\n" -> "\r\n" on output */
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
+		m->tty_raw = true;
+}
+
+static void tty_restore(struct vmm *m)
+{
+	if (m->tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &m->tty_saved);
+	m->tty_raw = false;
+}
+
+/* Console input: Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A. */
+static void console_input(struct vmm *m)
+{
+	uint8_t buf[256], out[256];
+	size_t n = 0;
+	ssize_t r = read(STDIN_FILENO, buf, sizeof(buf));
+
+	if (r <= 0) {
+		if (r == 0 || (errno != EINTR && errno != EAGAIN))
+			m->stdin_open = false;
+		return;
+	}
+	for (ssize_t i = 0; i < r; i++) {
+		uint8_t c = buf[i];
+
+		if (m->tty_raw && m->escape) {
+			m->escape = false;
+			if (c == 'x' || c == 'X') {
+				vm_request_exit(&m->vm, VM_EXIT_SIGNAL, 0, "quit from console (Ctrl-A x)");
+				return;
+			}
+			if (c != CONSOLE_ESCAPE)
+				continue;
+		} else if (m->tty_raw && c == CONSOLE_ESCAPE) {
+			m->escape = true;
+			continue;
+		}
+		out[n++] = c;
+	}
+	uart16550_receive(&m->vm.uart, out, n);
+}
+
+static void handle_signal(struct vmm *m, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	vm_request_exit(&m->vm, VM_EXIT_SIGNAL, 0, "terminating on signal %u (%s)",
+			si.ssi_signo, strsignal(si.ssi_signo));
+}
+
+static int event_loop(struct vmm *m, int sfd)
+{
+	struct epoll_event ev, evs[4];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		return -errno;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = sfd };
+	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	ev.data.fd = m->vm.exit_efd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, m->vm.exit_efd, &ev);
+	if (m->stdin_open) {
+		ev.data.fd = STDIN_FILENO;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) < 0)
+			m->stdin_open = false;	/* e.g. a regular file */
+	}
+	for (;;) {
+		int n = epoll_wait(ep, evs, 4, -1);
+
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == sfd)
+				handle_signal(m, sfd);
+			else if (fd == STDIN_FILENO)
+				console_input(m);
+			if (fd == STDIN_FILENO && !m->stdin_open)
+				epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+		}
+		if (m->vm.exit_reason != VM_EXIT_NONE)
+			break;
+	}
+	close(ep);
+	return 0;
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, vcpu_kick_signal());
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, vcpu_kick_signal());
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int vmm_run(struct vmm *m, struct err *err)
+{
+	struct vm_config cfg = {
+		.kernel_path = m->opt.kernel, .initrd_path = m->opt.initrd,
+		.cmdline = m->opt.cmdline, .mem_size = m->opt.memory,
+		.nr_vcpus = m->opt.vcpus,
+	};
+	int sfd = block_signals(), ret;
+
+	if (sfd < 0)
+		return err_set(err, -errno, "signalfd: %s", strerror(errno));
+	ret = open_serial(m, err);
+	if (ret)
+		goto out;
+	cfg.serial_fd = m->serial_fd;
+	ret = vm_create(&m->vm, &cfg, err);
+	if (!ret)
+		ret = vm_boot(&m->vm, &cfg, err);
+	if (!ret && m->opt.api_path)
+		ret = vmm_api_start(&m->api, m->opt.api_path, &m->vm, err);
+	if (ret)
+		goto out;
+	if (m->opt.serial == SERIAL_STDIO)
+		tty_raw(m);
+	ret = vm_start(&m->vm, err);
+	if (!ret)
+		ret = event_loop(m, sfd);
+	vm_stop(&m->vm);
+	tty_restore(m);
+	if (m->vm.exit_reason == VM_EXIT_ERROR)
+		err_set(err, -EIO, "%s", m->vm.exit_msg);
+	else if (m->vm.exit_reason != VM_EXIT_NONE)
+		log_info("vmm", "%s", m->vm.exit_msg);
+out:
+	if (m->api)
+		api_server_stop(m->api);
+	close(sfd);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static struct vmm m;
+	struct err err = { 0 };
+	int status;
+
+	log_init_from_env();
+	if (vmm_options_parse(argc, argv, &m.opt, &err)) {
+		fprintf(stderr, "tern-vmm: %s\n(see tern-vmm --help)\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (m.opt.help) {
+		fputs(vmm_usage, stdout);
+		return EXIT_OK;
+	}
+	if (m.opt.version) {
+		printf("tern-vmm %s\n", TERN_VERSION);
+		return EXIT_OK;
+	}
+	if (vmm_run(&m, &err) || err.code) {
+		fprintf(stderr, "tern-vmm: %s\n", err.msg);
+		status = EXIT_ERROR;
+	} else {
+		status = vmm_exit_status(&m.vm);
+		if (m.vm.exit_reason == VM_EXIT_SIGNAL)
+			fprintf(stderr, "tern-vmm: %s\n", m.vm.exit_msg);
+	}
+	vm_destroy(&m.vm);
+	if (m.serial_fd > STDERR_FILENO)
+		close(m.serial_fd);
+	return status;
+}

@@ -1,0 +1,139 @@
+/* options.c - parse and validate tern-vmm's command line. */
+#include "options.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "util.h"
+#include "vm.h"
+
+const char vmm_usage[] =
+	"usage: tern-vmm --kernel FILE [options]\n"
+	"\n"
+	"  --kernel FILE        bzImage to boot (Linux x86 boot protocol)\n"
+	"  --initrd FILE        initial ramdisk\n"
+	"  --cmdline STR        kernel command line\n"
+	"  --memory SIZE        guest memory, e.g. 512M, 4G (default 256M, minimum 64M)\n"
+	"  --vcpus N            number of vCPUs, 1-254 (default 1)\n"
+	"  --serial MODE        stdio (interactive, default), file:PATH, or none\n"
+	"  --api PATH           serve the control API on unix socket PATH (mode 0600)\n"
+	"  --help, --version\n"
+	"\n"
+	"With --serial stdio on a terminal, press Ctrl-A x to quit.\n";
+
+static int parse_serial(const char *v, struct vmm_options *o, struct err *err)
+{
+	if (!strcmp(v, "stdio")) {
+		o->serial = SERIAL_STDIO;
+	} else if (!strcmp(v, "none")) {
+		o->serial = SERIAL_NONE;
+	} else if (!strncmp(v, "file:", 5) && v[5]) {
+		o->serial = SERIAL_FILE;
+		o->serial_path = v + 5;
+	} else {
+		return err_set(err, -EINVAL,
+			       "--serial: '%s' is not stdio, none or file:PATH", v);
+	}
+	return 0;
+}
+
+static int parse_value(const char *name, const char *v, struct vmm_options *o,
+		       struct err *err)
+{
+	uint64_t n;
+
+	if (!strcmp(name, "kernel")) {
+		o->kernel = v;
+	} else if (!strcmp(name, "initrd")) {
+		o->initrd = v;
+	} else if (!strcmp(name, "cmdline")) {
+		o->cmdline = v;
+	} else if (!strcmp(name, "api")) {
+		o->api_path = v;
+	} else if (!strcmp(name, "serial")) {
+		return parse_serial(v, o, err);
+	} else if (!strcmp(name, "memory")) {
+		if (parse_size(v, &o->memory))
+			return err_set(err, -EINVAL, "--memory: '%s' is not a size like 512M or 4G", v);
+		if (o->memory < VM_MIN_MEMORY)
+			return err_set(err, -EINVAL, "--memory: %s is below the 64M minimum", v);
+		if (o->memory % 4096)
+			return err_set(err, -EINVAL, "--memory: %s is not a multiple of 4K", v);
+	} else if (!strcmp(name, "vcpus")) {
+		if (parse_uint(v, 1, VM_MAX_VCPUS, &n))
+			return err_set(err, -EINVAL, "--vcpus: '%s' is not a number from 1 to %d",
+				       v, VM_MAX_VCPUS);
+		o->vcpus = (unsigned)n;
+	} else {
+		return err_set(err, -EINVAL, "unknown option '--%s'", name);
+	}
+	return 0;
+}
+
+static bool is_value_option(const char *name)
+{
+	static const char *const names[] = {
+		"kernel", "initrd", "cmdline", "memory", "vcpus", "serial", "api",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
+static bool is_flag(const char *name, struct vmm_options *o)
+{
+	if (!strcmp(name, "help"))
+		o->help = true;
+	else if (!strcmp(name, "version"))
+		o->version = true;
+	else
+		return false;
+	return true;
+}
+
+int vmm_options_parse(int argc, char **argv, struct vmm_options *o,
+		      struct err *err)
+{
+	memset(o, 0, sizeof(*o));
+	o->memory = VMM_DEFAULT_MEMORY;
+	o->vcpus = 1;
+	o->serial = SERIAL_STDIO;
+
+	for (int i = 1; i < argc; i++) {
+		char name[32];
+		const char *arg = argv[i], *val, *eq;
+		size_t len;
+		int ret;
+
+		if (!strcmp(arg, "-h"))
+			arg = "--help";
+		if (strncmp(arg, "--", 2) || !arg[2])
+			return err_set(err, -EINVAL, "unexpected argument '%s'", arg);
+		arg += 2;
+		eq = strchr(arg, '=');
+		len = eq ? (size_t)(eq - arg) : strlen(arg);
+		if (len >= sizeof(name))
+			return err_set(err, -EINVAL, "unknown option '--%.40s'", arg);
+		memcpy(name, arg, len);
+		name[len] = '\0';
+		if (!eq && is_flag(name, o))
+			continue;
+		if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else if (is_value_option(name)) {
+			return err_set(err, -EINVAL, "option '--%s' needs a value", name);
+		} else {
+			return err_set(err, -EINVAL, "unknown option '--%s'", name);
+		}
+		ret = parse_value(name, val, o, err);
+		if (ret)
+			return ret;
+	}
+	if (!o->help && !o->version && !o->kernel)
+		return err_set(err, -EINVAL, "--kernel FILE is required");
+	return 0;
+}

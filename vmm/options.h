@@ -1,0 +1,44 @@
+/*
+ * options.h - tern-vmm's command line, parsed into a plain struct.
+ * Pure (no KVM): unit-tested in tests/unit/vmm.
+ */
+#ifndef VMM_OPTIONS_H
+#define VMM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum serial_mode {
+	SERIAL_INVALID = 0,
+	SERIAL_STDIO,
+	SERIAL_FILE,
+	SERIAL_NONE,
+};
+
+struct vmm_options {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t memory;		/* bytes */
+	unsigned vcpus;
+	enum serial_mode serial;
+	const char *serial_path;	/* SERIAL_FILE */
+	const char *api_path;
+	bool help;
+	bool version;
+};
+
+#define VMM_DEFAULT_MEMORY	(256ULL << 20)
+
+/*
+ * Parse argv. Accepts "--opt value" and "--opt=value". Returns 0, or
+ * -EINVAL with a one-line message in `err`. Strings point into argv.
+ */
+int vmm_options_parse(int argc, char **argv, struct vmm_options *o,
+		      struct err *err);
+
+extern const char vmm_usage[];
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * vm.h - one virtual machine: KVM VM, guest RAM, devices, vCPU threads,
+ * and its run state (running / paused / stopping).
+ *
+ * Threads: each vCPU has its own thread running KVM_RUN; the VMM's main
+ * thread runs the event loop; the API server has its own thread. Pausing
+ * kicks every vCPU out of KVM_RUN (signal + immediate_exit) and waits
+ * until all are parked, so while paused no guest code runs and every
+ * vCPU's state can be read consistently (this is what migration needs).
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "err.h"
+#include "kvm.h"
+#include "mem.h"
+#include "dev/sysdev.h"
+#include "dev/uart16550.h"
+
+#define VM_MIN_MEMORY	(64ULL << 20)
+#define VM_MAX_VCPUS	254	/* xAPIC IDs 0..254 (255 is broadcast) */
+
+enum vm_state {
+	VM_STATE_INVALID = 0,
+	VM_STATE_CREATED,	/* set up, vCPUs not started */
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,
+	VM_STATE_STOPPING,	/* vCPU threads are exiting */
+};
+
+/* Why the VM ended; decides tern-vmm's exit status (docs/vmm.md). */
+enum vm_exit_reason {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_POWEROFF,	/* guest ACPI power-off */
+	VM_EXIT_RESET,		/* guest reboot/reset/triple fault (panic=-1) */
+	VM_EXIT_API_SHUTDOWN,	/* POST /vm/shutdown */
+	VM_EXIT_SIGNAL,		/* SIGTERM / SIGINT / console escape */
+	VM_EXIT_DEBUG_PORT,	/* test device at PORT_DEBUG_EXIT */
+	VM_EXIT_ERROR,		/* KVM or emulation failure */
+};
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path;	/* NULL: none */
+	const char *cmdline;		/* NULL: empty */
+	uint64_t mem_size;
+	unsigned nr_vcpus;
+	int serial_fd;			/* console output, -1 = discard */
+};
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	struct kvm_vcpu_fd kfd;
+	pthread_t thread;
+	bool thread_started;
+	bool parked;
+	uint64_t exits_io;
+};
+
+struct vm {
+	bool initialized;		/* vm_create ran: vm_destroy has work */
+	struct kvm kvm;
+	struct guest_mem mem;
+	struct bus bus;
+	struct uart16550 uart;
+	struct sysdev sysdev;
+	unsigned nr_vcpus;
+	struct vcpu *vcpus;
+
+	pthread_mutex_t lock;		/* guards state, nr_parked, exit_* */
+	pthread_cond_t cond;
+	enum vm_state state;
+	unsigned nr_parked;
+	uint64_t start_ns;
+
+	int exit_efd;			/* eventfd: the VM wants to end */
+	enum vm_exit_reason exit_reason;
+	uint32_t exit_value;		/* debug-exit value */
+	char exit_msg[256];
+
+	char kernel_path[256];
+	char cmdline[2048];
+};
+
+/* Open KVM, allocate RAM, create devices and vCPUs. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err);
+/* Load kernel/initrd/cmdline and set the boot vCPU's entry state. */
+int vm_boot(struct vm *vm, const struct vm_config *cfg, struct err *err);
+/* Start the vCPU threads (state becomes RUNNING). */
+int vm_start(struct vm *vm, struct err *err);
+/* Stop all vCPUs, wait until none runs. -EALREADY if already paused. */
+int vm_pause(struct vm *vm, struct err *err);
+int vm_resume(struct vm *vm, struct err *err);
+/* Ask the main loop to end the VM (first reason wins). */
+void vm_request_exit(struct vm *vm, enum vm_exit_reason why, uint32_t value,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Stop and join the vCPU threads. Idempotent. */
+void vm_stop(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+enum vm_state vm_get_state(struct vm *vm);
+const char *vm_state_name(enum vm_state s);
+
+/* vcpu.c */
+int vcpu_init(struct vm *vm, struct vcpu *v, unsigned id, struct err *err);
+int vcpu_setup_boot(struct vcpu *v, const void *boot_entry, struct err *err);
+void *vcpu_thread(void *arg);
+void vcpu_kick(struct vcpu *v);
+int vcpu_kick_signal(void);
+
+#endif

@@ -1,0 +1,14 @@
+/*
+ * vmm_api.h - tern-vmm's implementation of the control API backend: turns
+ * typed API requests (api/api.h) into VM operations.
+ */
+#ifndef VMM_VMM_API_H
+#define VMM_VMM_API_H
+
+#include "api.h"
+#include "vm.h"
+
+int vmm_api_start(struct api_server **srv, const char *path, struct vm *vm,
+		  struct err *err);
+
+#endif
