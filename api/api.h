@@ -22,11 +22,29 @@ enum api_action {
 	API_ACTION_PAUSE,		/* POST /vm/pause */
 	API_ACTION_RESUME,		/* POST /vm/resume */
 	API_ACTION_SHUTDOWN,		/* POST /vm/shutdown */
+	API_ACTION_MIGRATE,		/* POST /vm/migrate */
+	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
+	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
 };
 
+/* POST /vm/migrate {"uri": ..., "downtime_ms": ..., "bandwidth_mibs": ...} */
+struct api_migrate_params {
+	char uri[256];			/* tcp:HOST:PORT (required) */
+	uint64_t downtime_ms;		/* 0: default (300) */
+	uint64_t bandwidth_mibs;	/* MiB/s; 0: unlimited */
+};
+
+/*
+ * A parsed request. Routes whose body carries parameters add their fields
+ * here; the route table in request.c maps JSON names to these members.
+ */
 struct api_request {
 	enum api_action action;
+	struct api_migrate_params migrate;	/* API_ACTION_MIGRATE */
 };
+
+/* Request bodies larger than this are refused with 413 before parsing. */
+#define API_BODY_MAX (64 * 1024)
 
 enum api_vm_state {
 	API_VM_INVALID = 0,
@@ -44,8 +62,34 @@ struct api_vm_info {
 	char cmdline[512];
 };
 
+/*
+ * GET_INFO fills all of `info`. PAUSE/RESUME/SHUTDOWN set info.state to the
+ * state the VM is in afterwards (left 0, the API reports the state the
+ * action implies: paused, running, shutting_down).
+ */
+struct api_migration_info {
+	char state[24];			/* none, setup, active, stop-copy, ... */
+	char uri[256];
+	uint32_t pass;
+	uint64_t ram_bytes;
+	uint64_t transferred_bytes;	/* on the wire */
+	uint64_t remaining_bytes;	/* dirty, at the last sync */
+	uint64_t dirty_rate_bps;
+	uint64_t throughput_bps;
+	uint64_t expected_downtime_ms;
+	uint64_t eta_ms;
+	uint64_t elapsed_ms;
+	uint64_t downtime_ms;		/* measured, when completed */
+	uint64_t pages_normal;
+	uint64_t pages_zero;
+	uint64_t downtime_limit_ms;
+	uint64_t bandwidth_limit_bps;	/* 0: unlimited */
+	char error[256];
+};
+
 struct api_reply {
 	struct api_vm_info info;	/* filled for GET_INFO */
+	struct api_migration_info migration;	/* MIGRATE* actions */
 };
 
 /*
@@ -69,7 +113,25 @@ int api_parse_request(const char *method, const char *path,
 		      const char *body, size_t body_len,
 		      struct api_request *req, struct err *err);
 
-const char *api_vm_state_name(enum api_vm_state s);
+const char *api_vm_state_name(enum api_vm_state s);	/* "running", ... */
+const char *api_action_name(enum api_action a);		/* "pause", ... */
+
+/* Methods a known path accepts ("GET", "POST"), or NULL for unknown paths. */
+const char *api_allowed_methods(const char *path);
+
+/* HTTP status for a backend's negative errno (see struct api_backend). */
+int api_status_from_errno(int code);
+
+/*
+ * The whole request cycle without HTTP transport: parse, execute on
+ * `backend`, and render the JSON reply (`{...}` on success, `{"error":
+ * "..."}` otherwise) into *resp_json (malloc'd, caller frees; NULL only
+ * when out of memory). Returns the HTTP status. Used by the server and by
+ * the fuzzer; pure apart from what the backend does.
+ */
+int api_dispatch(const struct api_backend *backend, const char *method,
+		 const char *path, const char *body, size_t body_len,
+		 char **resp_json);
 
 struct api_server;
 

@@ -1,0 +1,30 @@
+/*
+ * client.h - a blocking HTTP/1.1 client for tern's unix-socket APIs
+ * (libcurl). Used by the `tern` CLI and the host daemon.
+ */
+#ifndef API_CLIENT_H
+#define API_CLIENT_H
+
+#include "err.h"
+
+/* Replies larger than this are refused (the client never grows past it). */
+#define API_CLIENT_REPLY_MAX (1024 * 1024)
+/* Whole-request timeout in seconds. */
+#define API_CLIENT_TIMEOUT_S 60
+
+/*
+ * Send `method` `path` (e.g. "POST", "/vm/pause") with an optional JSON
+ * `body` (NULL = none) to the server on the unix socket `sock_path`.
+ *
+ * Returns 0 once any HTTP reply arrived, with its status in *http_status
+ * and its body in *resp_body (malloc'd, NUL-terminated, possibly empty;
+ * caller frees; pass NULL to discard). Returns a negative errno with `err`
+ * set when no reply arrived: -ENOENT/-ECONNREFUSED... when nobody listens
+ * ("cannot connect to vm.sock: ... is tern-vmm running with --api
+ * vm.sock?"), -ETIMEDOUT, -EMSGSIZE for an oversized reply, -EIO otherwise.
+ */
+int api_client_call(const char *sock_path, const char *method,
+		    const char *path, const char *body, long *http_status,
+		    char **resp_body, struct err *err);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * cmd_migrate.c - live migration of one tern-vmm's VM:
+ *   migrate URI [--downtime-ms N] [--bandwidth MIB_PER_S] [--wait]
+ *   migrate-status
+ *   migrate-cancel
+ * With --wait, a live progress line until the migration ends, then a
+ * summary; the exit status says whether the VM moved (0) or not (1).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util.h"
+
+#define POLL_MS 200
+
+static uint64_t jget(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ?
+	       (uint64_t)json_integer_value(v) : 0;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+static bool final_state(const char *s)
+{
+	return !strcmp(s, "completed") || !strcmp(s, "failed") ||
+	       !strcmp(s, "cancelled") || !strcmp(s, "unconfirmed") ||
+	       !strcmp(s, "none");
+}
+
+static void print_progress(const json_t *o, bool tty)
+{
+	char tr[32], rem[32], dr[32], tp[32];
+
+	printf("%s%-10s pass %-3" PRIu64 " sent %10s  remaining %10s  dirty %10s/s  "
+	       "throughput %10s/s  exp. downtime %4" PRIu64 " ms  ETA %5.1f s%s",
+	       tty ? "\r" : "", jstr(o, "state"), jget(o, "pass"),
+	       fmt_bytes(jget(o, "transferred_bytes"), tr, sizeof(tr)),
+	       fmt_bytes(jget(o, "remaining_bytes"), rem, sizeof(rem)),
+	       fmt_bytes(jget(o, "dirty_rate_bps"), dr, sizeof(dr)),
+	       fmt_bytes(jget(o, "throughput_bps"), tp, sizeof(tp)),
+	       jget(o, "expected_downtime_ms"), jget(o, "eta_ms") / 1000.0,
+	       tty ? "  " : "\n");
+	fflush(stdout);
+}
+
+static void print_summary(const json_t *o)
+{
+	char tr[32], ram[32];
+	const char *st = jstr(o, "state");
+
+	printf("migration %s", st);
+	if (*jstr(o, "uri"))
+		printf(" (%s)", jstr(o, "uri"));
+	printf("\n  result:      %s\n", st);
+	if (*jstr(o, "error"))
+		printf("  error:       %s\n", jstr(o, "error"));
+	printf("  total time:  %.3f s\n", jget(o, "elapsed_ms") / 1000.0);
+	if (!strcmp(st, "completed"))
+		printf("  downtime:    %" PRIu64 " ms (limit %" PRIu64 " ms)\n",
+		       jget(o, "downtime_ms"), jget(o, "downtime_limit_ms"));
+	printf("  on the wire: %s (guest RAM %s)\n",
+	       fmt_bytes(jget(o, "transferred_bytes"), tr, sizeof(tr)),
+	       fmt_bytes(jget(o, "ram_bytes"), ram, sizeof(ram)));
+	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero\n",
+	       jget(o, "pages_normal"), jget(o, "pages_zero"));
+	printf("  passes:      %" PRIu64 "\n", jget(o, "pass"));
+}
+
+/* Poll until a final state; returns the exit status. */
+static int wait_migration(struct cli_ctx *ctx)
+{
+	bool tty = isatty(STDOUT_FILENO), json = ctx->json;
+	struct timespec ts = { 0, POLL_MS * 1000000L };
+	json_t *o = NULL;
+	int status;
+
+	ctx->json = false;	/* print only the final reply as JSON */
+	for (;;) {
+		json_decref(o);
+		status = cli_vmm_call(ctx, "GET", "/vm/migration", NULL, &o);
+		if (status != CLI_EXIT_OK)
+			return status;
+		if (final_state(jstr(o, "state")))
+			break;
+		if (!json)
+			print_progress(o, tty);
+		nanosleep(&ts, NULL);
+	}
+	if (json) {
+		char *s = json_dumps(o, JSON_COMPACT);
+
+		printf("%s\n", s);
+		free(s);
+	} else {
+		if (tty)
+			printf("\n");
+		print_summary(o);
+	}
+	status = strcmp(jstr(o, "state"), "completed") ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+	json_decref(o);
+	return status;
+}
+
+static int parse_num(const char *opt, const char *v, uint64_t max, uint64_t *out)
+{
+	if (!v || parse_uint(v, 1, max, out))
+		return cli_usage_error("migrate: %s needs a number from 1 to %" PRIu64, opt, max);
+	return 0;
+}
+
+static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
+{
+	uint64_t downtime = 0, bw = 0;
+	const char *uri = NULL;
+	bool wait = false;
+	json_t *body, *reply = NULL;
+	char *b;
+	int status;
+
+	for (int i = 1; i < argc; i++) {
+		int r = cli_common_option(ctx, argc, argv, &i);
+
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		if (!strcmp(argv[i], "--wait"))
+			wait = true;
+		else if (!strcmp(argv[i], "--downtime-ms"))
+			r = parse_num("--downtime-ms", i + 1 < argc ? argv[++i] : NULL, 600000, &downtime);
+		else if (!strcmp(argv[i], "--bandwidth"))
+			r = parse_num("--bandwidth", i + 1 < argc ? argv[++i] : NULL, 1 << 20, &bw);
+		else if (argv[i][0] != '-' && !uri)
+			uri = argv[i];
+		else
+			return cli_usage_error("migrate: unexpected argument '%s'", argv[i]);
+		if (r)
+			return r;
+	}
+	if (!uri)
+		return cli_usage_error("migrate: give the destination, e.g. tcp:HOST:PORT");
+	body = json_pack("{s:s}", "uri", uri);
+	if (downtime)
+		json_object_set_new(body, "downtime_ms", json_integer((json_int_t)downtime));
+	if (bw)
+		json_object_set_new(body, "bandwidth_mibs", json_integer((json_int_t)bw));
+	b = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (wait) {
+		bool json = ctx->json;
+
+		ctx->json = false;
+		status = cli_vmm_call(ctx, "POST", "/vm/migrate", b, &reply);
+		ctx->json = json;
+		if (status == CLI_EXIT_OK)
+			status = wait_migration(ctx);
+	} else {
+		status = cli_vmm_call(ctx, "POST", "/vm/migrate", b, &reply);
+		if (status == CLI_EXIT_OK && !ctx->json)
+			printf("migration to %s started\n", uri);
+	}
+	free(b);
+	json_decref(reply);
+	return status;
+}
+
+static int cli_cmd_migrate_status(struct cli_ctx *ctx, int argc, char **argv)
+{
+	json_t *o;
+	int status;
+
+	if (cli_parse_common(ctx, argc, argv, &status))
+		return status;
+	status = cli_vmm_call(ctx, "GET", "/vm/migration", NULL, &o);
+	if (status == CLI_EXIT_OK && !ctx->json) {
+		if (final_state(jstr(o, "state")))
+			print_summary(o);
+		else
+			print_progress(o, false);
+	}
+	json_decref(o);
+	return status;
+}
+
+static int cli_cmd_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
+{
+	json_t *o;
+	int status;
+
+	if (cli_parse_common(ctx, argc, argv, &status))
+		return status;
+	status = cli_vmm_call(ctx, "POST", "/vm/migration/cancel", NULL, &o);
+	if (status == CLI_EXIT_OK && !ctx->json)
+		printf("migration cancel requested (state: %s)\n", jstr(o, "state"));
+	json_decref(o);
+	return status;
+}
+
+const struct cli_cmd cli_migrate_cmds[] = {
+	{ "migrate", "URI [--downtime-ms N] [--bandwidth MIB/S] [--wait]",
+	  "live-migrate the VM to a tern-vmm --incoming URI", cli_cmd_migrate },
+	{ "migrate-status", "", "show the migration's progress or result",
+	  cli_cmd_migrate_status },
+	{ "migrate-cancel", "", "cancel the migration; the VM keeps running here",
+	  cli_cmd_migrate_cancel },
+	{ NULL },
+};

@@ -1,0 +1,158 @@
+/*
+ * main.c - `tern`, the command-line client for tern's control APIs.
+ *
+ *   tern [--vmm PATH] [--json] COMMAND [ARGS...]
+ *
+ * Global options come before the command; each command group lives in its
+ * own file (cmd_vmm.c, ...) and parses its own arguments. Exit status: 0
+ * ok, 1 the operation failed, 2 bad usage.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+#ifndef TERN_VERSION
+#define TERN_VERSION "unknown"
+#endif
+
+static const struct cli_cmd *const cli_groups[] = {
+	cli_vmm_cmds,
+	cli_migrate_cmds,
+};
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see 'tern --help')\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static void cli_help(FILE *f)
+{
+	char synopsis[64];
+
+	fputs("usage: tern [--vmm PATH] [--json] COMMAND [ARGS...]\n"
+	      "       tern --help | --version\n\n"
+	      "Commands:\n", f);
+	for (size_t g = 0; g < ARRAY_SIZE(cli_groups); g++)
+		for (const struct cli_cmd *c = cli_groups[g]; c->name; c++) {
+			snprintf(synopsis, sizeof(synopsis), "%s%s%s", c->name,
+				 *c->args ? " " : "", c->args);
+			fprintf(f, "  %-14s %s\n", synopsis, c->summary);
+		}
+	fputs("\nOptions:\n"
+	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
+	      "  --json         print the API's JSON reply instead of text\n"
+	      "  -h, --help     show this help\n"
+	      "  -V, --version  show the version\n\n"
+	      "Exit status: 0 ok, 1 the operation failed, 2 bad usage.\n", f);
+}
+
+static const struct cli_cmd *cli_find(const char *name)
+{
+	for (size_t g = 0; g < ARRAY_SIZE(cli_groups); g++)
+		for (const struct cli_cmd *c = cli_groups[g]; c->name; c++)
+			if (!strcmp(c->name, name))
+				return c;
+	return NULL;
+}
+
+/*
+ * One option at argv[*i]. Returns 0 when consumed, -1 when it is not an
+ * option we know, or an exit status (> 0) to return at once.
+ */
+int cli_common_option(struct cli_ctx *ctx, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "--json")) {
+		ctx->json = true;
+	} else if (!strncmp(a, "--vmm=", 6)) {
+		ctx->vmm = a + 6;
+	} else if (!strcmp(a, "--vmm")) {
+		if (*i + 1 >= argc)
+			return cli_usage_error("option --vmm needs a PATH");
+		ctx->vmm = argv[++*i];
+	} else {
+		return -1;
+	}
+	if (ctx->vmm && !*ctx->vmm)
+		return cli_usage_error("option --vmm needs a PATH");
+	return 0;
+}
+
+bool cli_parse_common(struct cli_ctx *ctx, int argc, char **argv,
+		      int *status)
+{
+	int ret;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			cli_help(stdout);
+			*status = CLI_EXIT_OK;
+			return true;
+		}
+		ret = cli_common_option(ctx, argc, argv, &i);
+		if (ret > 0)
+			*status = ret;
+		else if (ret < 0 && argv[i][0] == '-')
+			*status = cli_usage_error("%s: unknown option '%s'",
+						  ctx->cmd, argv[i]);
+		else if (ret < 0)
+			*status = cli_usage_error("%s: unexpected argument '%s'",
+						  ctx->cmd, argv[i]);
+		if (ret)
+			return true;
+	}
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_ctx ctx = { 0 };
+	const struct cli_cmd *cmd;
+	int i, ret;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			cli_help(stdout);
+			return CLI_EXIT_OK;
+		}
+		if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+			printf("tern %s\n", TERN_VERSION);
+			return CLI_EXIT_OK;
+		}
+		ret = cli_common_option(&ctx, argc, argv, &i);
+		if (ret > 0)
+			return ret;
+		if (ret < 0)
+			return cli_usage_error("unknown option '%s'", argv[i]);
+	}
+	if (i >= argc)
+		return cli_usage_error("no command given");
+	cmd = cli_find(argv[i]);
+	if (!cmd)
+		return cli_usage_error("unknown command '%s'", argv[i]);
+	ctx.cmd = cmd->name;
+	return cmd->run(&ctx, argc - i, argv + i);
+}
