@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "mig.h"
 #include "options.h"
 #include "vm.h"
 #include "vmm_api.h"
@@ -48,6 +50,7 @@ static int vmm_exit_status(const struct vm *vm)
 	case VM_EXIT_POWEROFF:
 	case VM_EXIT_API_SHUTDOWN:
 	case VM_EXIT_SIGNAL:
+	case VM_EXIT_MIGRATED:
 		return EXIT_OK;
 	case VM_EXIT_RESET:
 		return EXIT_RESET;
@@ -192,13 +195,51 @@ static int block_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int vmm_run(struct vmm *m, struct err *err)
+/* Wait for the source to connect (or a signal), then receive the VM. */
+static int receive_vm(struct vmm *m, int sfd, struct err *err)
+{
+	struct mig_stats st = { 0 };
+	struct pollfd p[2];
+	int lfd = mig_dest_listen(m->opt.incoming, err), ret;
+
+	if (lfd < 0)
+		return lfd;
+	fprintf(stderr, "tern-vmm: waiting for an incoming migration on %s\n", m->opt.incoming);
+	p[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	while (poll(p, 2, -1) < 0 && errno == EINTR)
+		;
+	if (p[1].revents) {
+		close(lfd);
+		return err_set(err, -EINTR, "interrupted while waiting for a migration");
+	}
+	ret = mig_dest_receive(lfd, &m->vm, m->serial_fd, &st, err);
+	close(lfd);
+	if (ret)
+		err_prefix(err, "incoming migration failed");
+	else
+		log_info("vmm", "incoming migration done: %llu MiB in %llu ms",
+			 (unsigned long long)(st.transferred >> 20),
+			 (unsigned long long)st.elapsed_ms);
+	return ret;
+}
+
+static int boot_vm(struct vmm *m, struct err *err)
 {
 	struct vm_config cfg = {
 		.kernel_path = m->opt.kernel, .initrd_path = m->opt.initrd,
 		.cmdline = m->opt.cmdline, .mem_size = m->opt.memory,
-		.nr_vcpus = m->opt.vcpus,
+		.nr_vcpus = m->opt.vcpus, .serial_fd = m->serial_fd,
 	};
+	int ret = vm_create(&m->vm, &cfg, err);
+
+	if (!ret)
+		ret = vm_boot(&m->vm, &cfg, err);
+	return ret;
+}
+
+static int vmm_run(struct vmm *m, struct err *err)
+{
 	int sfd = block_signals(), ret;
 
 	if (sfd < 0)
@@ -206,19 +247,20 @@ static int vmm_run(struct vmm *m, struct err *err)
 	ret = open_serial(m, err);
 	if (ret)
 		goto out;
-	cfg.serial_fd = m->serial_fd;
-	ret = vm_create(&m->vm, &cfg, err);
-	if (!ret)
-		ret = vm_boot(&m->vm, &cfg, err);
+	ret = m->opt.incoming ? receive_vm(m, sfd, err) : boot_vm(m, err);
 	if (!ret && m->opt.api_path)
 		ret = vmm_api_start(&m->api, m->opt.api_path, &m->vm, err);
-	if (ret)
+	if (ret) {
+		vm_stop(&m->vm);
 		goto out;
+	}
 	if (m->opt.serial == SERIAL_STDIO)
 		tty_raw(m);
-	ret = vm_start(&m->vm, err);
+	if (!m->opt.incoming)
+		ret = vm_start(&m->vm, err);
 	if (!ret)
 		ret = event_loop(m, sfd);
+	vmm_api_quiesce();	/* cancel or finish a running migration */
 	vm_stop(&m->vm);
 	tty_restore(m);
 	if (m->vm.exit_reason == VM_EXIT_ERROR)
@@ -256,7 +298,7 @@ int main(int argc, char **argv)
 		status = EXIT_ERROR;
 	} else {
 		status = vmm_exit_status(&m.vm);
-		if (m.vm.exit_reason == VM_EXIT_SIGNAL)
+		if (m.vm.exit_reason == VM_EXIT_SIGNAL || m.vm.exit_reason == VM_EXIT_MIGRATED)
 			fprintf(stderr, "tern-vmm: %s\n", m.vm.exit_msg);
 	}
 	vm_destroy(&m.vm);

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util.h"
@@ -17,6 +18,8 @@ const char vmm_usage[] =
 	"  --vcpus N            number of vCPUs, 1-254 (default 1)\n"
 	"  --serial MODE        stdio (interactive, default), file:PATH, or none\n"
 	"  --api PATH           serve the control API on unix socket PATH (mode 0600)\n"
+	"  --incoming URI       wait for a live migration on tcp:HOST:PORT, then run\n"
+	"                       the VM it brings (no --kernel needed)\n"
 	"  --help, --version\n"
 	"\n"
 	"With --serial stdio on a terminal, press Ctrl-A x to quit.\n";
@@ -50,6 +53,8 @@ static int parse_value(const char *name, const char *v, struct vmm_options *o,
 		o->cmdline = v;
 	} else if (!strcmp(name, "api")) {
 		o->api_path = v;
+	} else if (!strcmp(name, "incoming")) {
+		o->incoming = v;
 	} else if (!strcmp(name, "serial")) {
 		return parse_serial(v, o, err);
 	} else if (!strcmp(name, "memory")) {
@@ -74,12 +79,21 @@ static bool is_value_option(const char *name)
 {
 	static const char *const names[] = {
 		"kernel", "initrd", "cmdline", "memory", "vcpus", "serial", "api",
+		"incoming",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (!strcmp(name, names[i]))
 			return true;
 	return false;
+}
+
+/* Options that shape the VM, which the migration stream brings instead. */
+static bool is_vm_shaping(const char *name)
+{
+	return !strcmp(name, "kernel") || !strcmp(name, "initrd") ||
+	       !strcmp(name, "cmdline") || !strcmp(name, "memory") ||
+	       !strcmp(name, "vcpus");
 }
 
 static bool is_flag(const char *name, struct vmm_options *o)
@@ -132,8 +146,14 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o,
 		ret = parse_value(name, val, o, err);
 		if (ret)
 			return ret;
+		if (is_vm_shaping(name))
+			snprintf(o->vm_option, sizeof(o->vm_option), "--%s", name);
 	}
-	if (!o->help && !o->version && !o->kernel)
+	if (o->incoming && o->vm_option[0])
+		return err_set(err, -EINVAL,
+			       "--incoming takes the VM's configuration from the stream: drop %s",
+			       o->vm_option);
+	if (!o->help && !o->version && !o->kernel && !o->incoming)
 		return err_set(err, -EINVAL, "--kernel FILE is required");
 	return 0;
 }

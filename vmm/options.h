@@ -26,6 +26,8 @@ struct vmm_options {
 	enum serial_mode serial;
 	const char *serial_path;	/* SERIAL_FILE */
 	const char *api_path;
+	const char *incoming;		/* tcp:HOST:PORT: receive a migration */
+	char vm_option[40];		/* a VM-shaping option seen (vs --incoming) */
 	bool help;
 	bool version;
 };

@@ -124,6 +124,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->state = VM_STATE_CREATED;
+	str_copy(vm->kernel_path, sizeof(vm->kernel_path), cfg->kernel_path);
+	str_copy(vm->cmdline, sizeof(vm->cmdline), cfg->cmdline);
+	str_copy(vm->initrd_path, sizeof(vm->initrd_path), cfg->initrd_path);
 
 	if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VM_MAX_VCPUS)
 		return err_set(err, -EINVAL, "vCPU count %u out of range 1..%d",
@@ -216,8 +219,6 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg, struct err *err)
 	uint8_t *kernel = NULL, *initrd = NULL;
 	int ret;
 
-	str_copy(vm->kernel_path, sizeof(vm->kernel_path), cfg->kernel_path);
-	str_copy(vm->cmdline, sizeof(vm->cmdline), cfg->cmdline);
 	ret = read_file("kernel", cfg->kernel_path, &kernel, &bc.kernel_len, vm->mem.size, err);
 	if (ret)
 		return ret;

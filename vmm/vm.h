@@ -42,6 +42,7 @@ enum vm_exit_reason {
 	VM_EXIT_SIGNAL,		/* SIGTERM / SIGINT / console escape */
 	VM_EXIT_DEBUG_PORT,	/* test device at PORT_DEBUG_EXIT */
 	VM_EXIT_ERROR,		/* KVM or emulation failure */
+	VM_EXIT_MIGRATED,	/* live-migrated away: the destination runs it */
 };
 
 struct vm_config {
@@ -86,8 +87,12 @@ struct vm {
 	uint32_t exit_value;		/* debug-exit value */
 	char exit_msg[256];
 
-	char kernel_path[256];
-	char cmdline[2048];
+	bool dirty_manual_enabled;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
+	bool dirty_initially_set;
+
+	char kernel_path[4096];
+	char initrd_path[4096];
+	char cmdline[4096];
 };
 
 /* Open KVM, allocate RAM, create devices and vCPUs. */

@@ -1,11 +1,26 @@
-/* vmm_api.c - the API backend: GET /vm, pause, resume, shutdown. */
+/*
+ * vmm_api.c - the API backend of tern-vmm: VM info, pause, resume,
+ * shutdown, and the live migration of this VM (start, status, cancel).
+ * At most one outgoing migration exists at a time; when it completes the
+ * VM has moved, so the process is asked to exit ("migrated").
+ */
 #include "vmm_api.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+#include "mig.h"
 #include "util.h"
+
+static struct {
+	struct vm *vm;
+	pthread_mutex_t lock;		/* guards mig and uri */
+	struct mig_source *mig;
+	char uri[256];
+} ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static enum api_vm_state to_api_state(enum vm_state s)
 {
@@ -30,6 +45,89 @@ static void fill_info(struct vm *vm, struct api_vm_info *info)
 	str_copy(info->cmdline, sizeof(info->cmdline), vm->cmdline);
 }
 
+static void fill_migration(struct api_migration_info *out)
+{
+	struct mig_stats st = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	if (ctl.mig)
+		mig_source_stats(ctl.mig, &st);
+	str_copy(out->state, sizeof(out->state), mig_state_name(st.state));
+	str_copy(out->uri, sizeof(out->uri), ctl.uri);
+	str_copy(out->error, sizeof(out->error), st.error);
+	out->pass = st.pass;
+	out->ram_bytes = st.ram_bytes;
+	out->transferred_bytes = st.transferred;
+	out->remaining_bytes = st.remaining;
+	out->dirty_rate_bps = st.dirty_rate;
+	out->throughput_bps = st.throughput;
+	out->expected_downtime_ms = st.expected_downtime_ms;
+	out->eta_ms = st.eta_ms;
+	out->elapsed_ms = st.elapsed_ms;
+	out->downtime_ms = st.downtime_ms;
+	out->pages_normal = st.pages_normal;
+	out->pages_zero = st.pages_zero;
+	out->downtime_limit_ms = st.downtime_limit_ms;
+	out->bandwidth_limit_bps = st.bandwidth_limit;
+}
+
+/* Called on the migration thread when it reaches a final state. */
+static void migration_done(void *opaque, enum mig_state st)
+{
+	struct vm *vm = opaque;
+
+	if (st == MIG_STATE_COMPLETED)
+		vm_request_exit(vm, VM_EXIT_MIGRATED, 0, "migrated to %s", ctl.uri);
+}
+
+static int start_migration(struct vm *vm, const struct api_migrate_params *p,
+			   struct err *err)
+{
+	struct mig_params mp;
+	struct mig_stats st;
+
+	if (ctl.mig) {
+		mig_source_stats(ctl.mig, &st);
+		if (!mig_state_is_final(st.state))
+			return err_set(err, -EBUSY, "a migration to %s is already %s",
+				       ctl.uri, mig_state_name(st.state));
+		if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_UNCONFIRMED)
+			return err_set(err, -EBUSY, "the VM has been handed over (%s)",
+				       mig_state_name(st.state));
+		mig_source_free(ctl.mig);
+		ctl.mig = NULL;
+	}
+	if (vm_get_state(vm) != VM_STATE_RUNNING && vm_get_state(vm) != VM_STATE_PAUSED)
+		return err_set(err, -EBUSY, "VM is %s", vm_state_name(vm_get_state(vm)));
+	mig_params_init(&mp);
+	if (p->downtime_ms)
+		mp.downtime_ms = (uint32_t)p->downtime_ms;
+	mp.bandwidth = p->bandwidth_mibs << 20;
+	ctl.mig = mig_source_start(vm, p->uri, &mp, migration_done, vm, err);
+	if (!ctl.mig)
+		return err && err->code ? err->code : -EIO;
+	str_copy(ctl.uri, sizeof(ctl.uri), p->uri);
+	log_info("vmm", "migration to %s started", p->uri);
+	return 0;
+}
+
+static int migration_action(struct vm *vm, const struct api_request *req,
+			    struct api_reply *reply, struct err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ctl.lock);
+	if (req->action == API_ACTION_MIGRATE)
+		ret = start_migration(vm, &req->migrate, err);
+	else if (req->action == API_ACTION_MIGRATE_CANCEL)
+		ret = ctl.mig ? mig_source_cancel(ctl.mig, err) :
+		      err_set(err, -ENOENT, "no migration to cancel");
+	if (!ret)
+		fill_migration(&reply->migration);
+	pthread_mutex_unlock(&ctl.lock);
+	return ret;
+}
+
 static int vmm_api_execute(void *opaque, const struct api_request *req,
 			   struct api_reply *reply, struct err *err)
 {
@@ -48,6 +146,10 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	case API_ACTION_SHUTDOWN:
 		vm_request_exit(vm, VM_EXIT_API_SHUTDOWN, 0, "shut down through the API");
 		break;
+	case API_ACTION_MIGRATE:
+	case API_ACTION_MIGRATE_STATUS:
+	case API_ACTION_MIGRATE_CANCEL:
+		return migration_action(vm, req, reply, err);
 	default:
 		return err_set(err, -EINVAL, "unsupported action");
 	}
@@ -59,10 +161,20 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 int vmm_api_start(struct api_server **srv, const char *path, struct vm *vm,
 		  struct err *err)
 {
-	static struct api_backend backend;
+	struct api_backend backend = { .opaque = vm, .execute = vmm_api_execute };
 
-	backend.opaque = vm;
-	backend.execute = vmm_api_execute;
+	ctl.vm = vm;
 	*srv = api_server_start(path, &backend, err);
 	return *srv ? 0 : (err && err->code ? err->code : -EIO);
+}
+
+void vmm_api_quiesce(void)
+{
+	pthread_mutex_lock(&ctl.lock);
+	if (ctl.mig) {
+		mig_source_cancel(ctl.mig, NULL);	/* refused after GO: then wait */
+		mig_source_free(ctl.mig);
+		ctl.mig = NULL;
+	}
+	pthread_mutex_unlock(&ctl.lock);
 }

@@ -10,5 +10,7 @@
 
 int vmm_api_start(struct api_server **srv, const char *path, struct vm *vm,
 		  struct err *err);
+/* Cancel an outgoing migration (or wait for one past its handover). */
+void vmm_api_quiesce(void);
 
 #endif

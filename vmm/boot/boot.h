@@ -35,6 +35,8 @@ struct boot_entry {
 	uint16_t ds_selector;		/* __BOOT_DS (0x18) */
 	uint64_t kernel_load_addr;	/* where the protected-mode part went */
 	uint64_t initrd_addr;		/* 0 if none */
+	uint64_t kernel_end;		/* end of the kernel's init_size range */
+	uint64_t rsdp_addr;		/* ACPI RSDP (BOOT_ACPI_ADDR) */
 };
 
 /* The parts of the bzImage setup header the loader validated. */
@@ -52,6 +54,9 @@ struct bzimage_info {
 	uint32_t init_size;
 	uint32_t initrd_addr_max;
 	uint32_t cmdline_size;		/* max cmdline length, excl. NUL */
+	size_t kernel_size;		/* syssize * 16: bytes boot_load copies */
+	size_t hdr_end;			/* 0x202 + jump byte: setup header end */
+	bool has_entry64;		/* protocol >= 2.12 with XLF_KERNEL_64 */
 };
 
 /*
@@ -68,5 +73,31 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *info,
  */
 int boot_load(struct guest_mem *mem, const struct boot_config *cfg,
 	      struct boot_entry *entry, struct err *err);
+
+/* Largest nr_cpus the MADT describes (8-bit xAPIC IDs, 0xff = broadcast). */
+#define BOOT_MAX_CPUS		254
+
+/* e820 memory map, as handed to the kernel in boot_params. */
+enum boot_e820_type {
+	BOOT_E820_RAM = 1,
+	BOOT_E820_RESERVED = 2,
+};
+
+struct boot_e820_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;			/* enum boot_e820_type */
+};
+
+#define BOOT_E820_MAX		8	/* boot_e820_build never needs more */
+
+/*
+ * Pure: the e820 map of a guest with `ram_size` bytes laid out like
+ * gmem_layout() does (low RAM below MMIO_HOLE_START, the rest from 4 GiB).
+ * Returns the number of entries written to `tab`, -EINVAL if ram_size is
+ * not above 1 MiB, or -ENOSPC if `max` is too small.
+ */
+int boot_e820_build(uint64_t ram_size, struct boot_e820_entry *tab,
+		    unsigned max);
 
 #endif

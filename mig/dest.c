@@ -1,0 +1,179 @@
+/*
+ * dest.c - the receiving side: accept one connection, build the VM from
+ * the stream's configuration, load RAM straight into guest memory and the
+ * device state into a pending copy, then the handshake: READY when all of
+ * it validated and applied, and start the vCPUs only on the source's GO.
+ * Any error ends the migration with a one-line reason sent to the source;
+ * nothing here has run the guest by then.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mig_int.h"
+#include "migratable.h"
+#include "util.h"
+
+#define GO_TIMEOUT_MS 30000
+
+struct dest_ctx {
+	struct vm *vm;
+	int serial_fd;
+	bool vm_created;
+	struct vm_state_loader *sl;
+	struct mig_stats *stats;
+};
+
+static int on_config(void *opaque, const char *json, size_t len, struct err *err)
+{
+	struct dest_ctx *d = opaque;
+	struct vm_config_strings strs;
+	struct vm_config cfg;
+	int ret;
+
+	if (d->vm_created)
+		return err_set(err, -EPROTO, "second CONFIG record");
+	ret = vm_config_from_json(json, len, &cfg, &strs, err);
+	if (ret)
+		return ret;
+	cfg.serial_fd = d->serial_fd;
+	d->vm_created = true;		/* vm_destroy() is needed even on failure */
+	ret = vm_create(d->vm, &cfg, err);
+	if (ret)
+		return ret;
+	d->sl = vm_state_loader_new(d->vm);
+	if (!d->sl)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (d->stats)
+		d->stats->ram_bytes = cfg.mem_size;
+	log_info("mig", "dest: VM of %llu MiB, %u vCPUs created",
+		 (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus);
+	return 0;
+}
+
+static int on_ram_blocks(void *opaque, struct mig_ram_block *blocks, size_t n,
+			 struct err *err)
+{
+	struct dest_ctx *d = opaque;
+	struct mig_ram_block ours[MIG_MAX_BLOCKS];
+	unsigned nours;
+
+	if (!d->vm_created)
+		return err_set(err, -EPROTO, "RAM_BLOCKS before CONFIG");
+	nours = vm_ram_blocks(d->vm, ours, MIG_MAX_BLOCKS);
+	if (n != nours)
+		return err_set(err, -EPROTO, "%zu RAM blocks in the stream, the VM has %u", n, nours);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(blocks[i].idstr, ours[i].idstr) || blocks[i].size != ours[i].size ||
+		    blocks[i].page_size != ours[i].page_size)
+			return err_set(err, -EPROTO,
+				       "RAM block %zu ('%s', %llu bytes) does not match the VM's ('%s', %llu bytes)",
+				       i, blocks[i].idstr, (unsigned long long)blocks[i].size,
+				       ours[i].idstr, (unsigned long long)ours[i].size);
+		blocks[i].host = ours[i].host;
+	}
+	return 0;
+}
+
+static int on_section(void *opaque, const struct mig_section_info *info,
+		      struct mig_stream *in, struct err *err)
+{
+	struct dest_ctx *d = opaque;
+
+	if (!d->sl)
+		return err_set(err, -EPROTO, "device section '%s' before CONFIG", info->idstr);
+	return vm_state_load_section(d->sl, info, in, err);
+}
+
+static const struct mig_load_ops dest_ops = {
+	.on_config = on_config,
+	.on_ram_blocks = on_ram_blocks,
+	.on_section = on_section,
+};
+
+static int accept_one(int listen_fd, struct err *err)
+{
+	int fd;
+
+	do {
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return err_set(err, -errno, "accept: %s", strerror(errno));
+	mig_sock_tune(fd);
+	return fd;
+}
+
+/* Stream loaded: apply state, READY, wait for GO, run. */
+static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
+{
+	char msg[MIG_CTL_MSG_MAX];
+	uint16_t type;
+	int ret;
+
+	ret = vm_state_load_finish(d->sl, err);
+	if (ret)
+		return ret;
+	ret = mig_ctl_send(fd, MIG_CTL_READY, NULL);
+	if (ret)
+		return err_set(err, ret, "connection lost before READY: %s", strerror(-ret));
+	ret = mig_ctl_recv(fd, GO_TIMEOUT_MS, &type, msg, sizeof(msg), err);
+	if (ret) {
+		err_prefix(err, "waiting for the source's GO");
+		return ret;
+	}
+	if (type == MIG_CTL_ERROR)
+		return err_set(err, -ECANCELED, "source aborted the migration: %s", msg);
+	if (type != MIG_CTL_GO)
+		return err_set(err, -EPROTO, "expected GO, got %s", mig_ctl_name(type));
+	ret = vm_start(d->vm, err);
+	if (ret)
+		return ret;
+	/* We own the VM now; RUNNING only tells the source it may go. */
+	if (mig_ctl_send(fd, MIG_CTL_RUNNING, NULL))
+		log_warn("mig", "dest: could not tell the source we run (it keeps the VM paused)");
+	return 0;
+}
+
+int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
+		     struct mig_stats *stats, struct err *err)
+{
+	struct dest_ctx d = { .vm = vm, .serial_fd = serial_fd, .stats = stats };
+	struct mig_stream in;
+	uint64_t t0;
+	int fd, ret;
+
+	fd = accept_one(listen_fd, err);
+	if (fd < 0)
+		return fd;
+	t0 = time_now_ns();
+	ret = mig_stream_init_fd_reader(&in, fd, MIG_STREAM_BUFSIZE);
+	if (ret) {
+		close(fd);
+		return err_set(err, ret, "out of memory");
+	}
+	ret = mig_load(&in, &dest_ops, &d, err);
+	if (!ret)
+		ret = dest_handover(&d, fd, err);
+	if (stats) {
+		stats->transferred = mig_stream_offset(&in);
+		stats->elapsed_ms = (time_now_ns() - t0) / 1000000;
+		stats->state = ret ? MIG_STATE_FAILED : MIG_STATE_COMPLETED;
+	}
+	if (ret) {
+		if (!err->code)
+			err_set(err, ret, "%s", strerror(-ret));
+		mig_ctl_send(fd, MIG_CTL_ERROR, err->msg);	/* best effort */
+	}
+	mig_stream_fini(&in);
+	close(fd);
+	if (d.sl)
+		vm_state_loader_free(d.sl);
+	if (ret && d.vm_created)
+		vm_destroy(vm);
+	return ret;
+}

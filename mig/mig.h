@@ -1,0 +1,102 @@
+/*
+ * mig.h - tern's live-migration engine (public interface).
+ *
+ * Source: mig_source_start() runs a migration of a running VM to a
+ * listening destination on its own thread: pre-copy passes driven by KVM
+ * dirty logging, then stop-and-copy when the remaining data fits the
+ * downtime limit, then the ownership handshake (docs/migration-protocol.md).
+ * Destination: mig_dest_listen() + mig_dest_receive() build the VM from the
+ * stream, load it, and start it once the source hands ownership over.
+ *
+ * The engine reaches the VM only through vmm/migratable.h.
+ */
+#ifndef MIG_MIG_H
+#define MIG_MIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct vm;
+struct vm_config;
+
+#define MIG_DEFAULT_DOWNTIME_MS	300
+
+struct mig_params {
+	uint32_t downtime_ms;		/* max pause; default 300 (QEMU's) */
+	uint64_t bandwidth;		/* bytes/s; 0 = unlimited (default) */
+	uint32_t max_passes;		/* give up converging after this many; 0 = 1000 */
+	uint32_t handover_timeout_ms;	/* wait for the destination's READY/RUNNING */
+};
+
+void mig_params_init(struct mig_params *p);
+
+enum mig_state {
+	MIG_STATE_NONE = 0,		/* no migration yet */
+	MIG_STATE_SETUP,		/* connecting, sending configuration */
+	MIG_STATE_ACTIVE,		/* pre-copy passes, guest running */
+	MIG_STATE_STOP_COPY,		/* guest paused, final pages + state */
+	MIG_STATE_HANDOVER,		/* waiting for the destination's READY */
+	MIG_STATE_COMPLETED,		/* destination runs the VM */
+	MIG_STATE_FAILED,		/* source runs the VM again */
+	MIG_STATE_CANCELLED,		/* source runs the VM again */
+	MIG_STATE_UNCONFIRMED,		/* GO sent, RUNNING not received: VM
+					 * kept paused here, never resumed */
+};
+
+const char *mig_state_name(enum mig_state s);
+bool mig_state_is_final(enum mig_state s);
+
+struct mig_stats {
+	enum mig_state state;
+	uint32_t pass;			/* current pre-copy pass, from 1 */
+	uint64_t ram_bytes;		/* guest RAM size */
+	uint64_t transferred;		/* bytes written to the connection */
+	uint64_t remaining;		/* dirty bytes still to send, last sync */
+	uint64_t dirty_rate;		/* bytes/s the guest dirtied, last pass */
+	uint64_t throughput;		/* bytes/s sent, last pass */
+	uint64_t expected_downtime_ms;	/* if we stopped now */
+	uint64_t eta_ms;		/* estimate of time left; 0 if unknown */
+	uint64_t elapsed_ms;
+	uint64_t downtime_ms;		/* measured: pause -> destination runs */
+	uint64_t pages_normal;		/* full pages sent */
+	uint64_t pages_zero;		/* zero pages: skipped or sent as markers */
+	uint32_t downtime_limit_ms;
+	uint64_t bandwidth_limit;
+	char error[256];
+};
+
+struct mig_source;
+
+/*
+ * Start migrating `vm` (running) to `uri` ("tcp:HOST:PORT"). `done` is
+ * called from the migration thread when it reaches a final state.
+ */
+struct mig_source *mig_source_start(struct vm *vm, const char *uri,
+				    const struct mig_params *p,
+				    void (*done)(void *opaque, enum mig_state st),
+				    void *opaque, struct err *err);
+void mig_source_stats(struct mig_source *m, struct mig_stats *st);
+/* Cancel; -EBUSY once ownership has passed (too late to cancel). */
+int mig_source_cancel(struct mig_source *m, struct err *err);
+/* Join the thread and free (after a final state). */
+void mig_source_free(struct mig_source *m);
+
+/* Destination. */
+int mig_dest_listen(const char *uri, struct err *err);
+/*
+ * Accept one connection on listen_fd and receive a VM into *vm: creates it
+ * with vm_create() from the stream's configuration (serial_fd for its
+ * console), loads RAM and state, and on the source's GO starts it.
+ * Returns 0 with the VM running, or an error with nothing left running.
+ */
+int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
+		     struct mig_stats *stats, struct err *err);
+
+/* Transport (channel.c). */
+int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,
+		  size_t portlen, struct err *err);
+int mig_tcp_connect(const char *uri, struct err *err);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * mig_int.h - private to mig/: the handshake (control) messages, the RAM
+ * sender, and shared helpers. See docs/migration-protocol.md.
+ */
+#ifndef MIG_INT_H
+#define MIG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "mig.h"
+#include "stream.h"
+
+/*
+ * Control records, framed like stream records (16-byte header, payload),
+ * exchanged after the main stream's EOF and on errors.
+ */
+enum mig_ctl_type {
+	MIG_CTL_READY = MIG_REC_RP_FIRST + 1,	/* dst: everything loaded and valid */
+	MIG_CTL_GO = MIG_REC_RP_FIRST + 2,	/* src: ownership passes to dst */
+	MIG_CTL_RUNNING = MIG_REC_RP_FIRST + 3,	/* dst: vCPUs are running */
+	MIG_CTL_ERROR = MIG_REC_RP_FIRST + 4,	/* either: one-line reason */
+};
+
+#define MIG_CTL_MSG_MAX 1024
+
+int mig_ctl_send(int fd, uint16_t type, const char *msg);
+/* Wait up to timeout_ms for one control record. -ETIMEDOUT, -ECONNRESET.. */
+int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,
+		 size_t msglen, struct err *err);
+const char *mig_ctl_name(uint16_t type);
+
+void mig_sock_tune(int fd);
+
+/* ---- RAM sending (ram.c) ---- */
+
+#define MIG_MAX_BLOCKS 4
+
+struct vm;
+
+struct ram_sender {
+	struct vm *vm;
+	struct mig_stream *out;
+	struct mig_ram_block blocks[MIG_MAX_BLOCKS];
+	unsigned nblocks;
+	uint64_t *bitmap[MIG_MAX_BLOCKS];
+	uint64_t npages[MIG_MAX_BLOCKS];
+	uint64_t total_pages;
+	atomic_bool *cancel;
+	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
+	uint64_t rate_start_ns, rate_bytes;
+	/* counters, updated as pages go out */
+	uint64_t pages_normal, pages_zero;
+	uint64_t send_ns;		/* time spent writing page batches */
+	uint64_t send_bytes;
+	/* batch being built */
+	unsigned batch_block;
+	size_t batch_n;
+	uint64_t *batch_off;
+	const void **batch_ptr;
+};
+
+int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_stream *out,
+		    atomic_bool *cancel, uint64_t bandwidth, struct err *err);
+void ram_sender_fini(struct ram_sender *rs);
+/* Pass 1: every page not known to be zero (the destination starts zeroed). */
+int ram_send_first_pass(struct ram_sender *rs, struct err *err);
+/* Read the dirty bitmaps; returns the number of dirty pages (>= 0). */
+int64_t ram_sync(struct ram_sender *rs, struct err *err);
+/* Send the pages marked by the last ram_sync(); `protect` re-arms logging. */
+int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err);
+
+bool mig_page_is_zero(const void *page);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * ram.c - sending guest RAM: the first full pass and the dirty passes.
+ *
+ * First pass: the destination's memory starts zeroed, so pages that are not
+ * resident (mincore) or read as zero are skipped, and the pass costs time
+ * in proportion to memory the guest has touched, not to its size. Dirty
+ * passes send exactly the pages KVM logged since the previous sync; a page
+ * that became zero goes as a RAM_ZERO marker. Logging is re-armed
+ * (KVM_CLEAR_DIRTY_LOG) chunk by chunk right before a chunk is read, so any
+ * write after its copy is caught by the next sync. Pages go out in batches
+ * with writev() straight from guest memory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "mig_int.h"
+#include "migratable.h"
+#include "util.h"
+
+#define PAGE		VM_PAGE_SIZE
+#define BATCH_PAGES	256			/* 1 MiB per RAM_PAGES record */
+#define CHUNK_PAGES	16384			/* 64 MiB re-armed at a time */
+
+bool mig_page_is_zero(const void *page)
+{
+	const uint64_t *p = page;
+
+	for (size_t i = 0; i < PAGE / 8; i += 8) {
+		if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] |
+		    p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7])
+			return false;
+	}
+	return true;
+}
+
+int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_stream *out,
+		    atomic_bool *cancel, uint64_t bandwidth, struct err *err)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->vm = vm;
+	rs->out = out;
+	rs->cancel = cancel;
+	rs->bandwidth = bandwidth;
+	rs->nblocks = vm_ram_blocks(vm, rs->blocks, MIG_MAX_BLOCKS);
+	for (unsigned b = 0; b < rs->nblocks; b++) {
+		rs->npages[b] = rs->blocks[b].size / PAGE;
+		rs->total_pages += rs->npages[b];
+		rs->bitmap[b] = calloc((rs->npages[b] + 63) / 64 + 1, 8);
+		if (!rs->bitmap[b])
+			return err_set(err, -ENOMEM, "out of memory for dirty bitmaps");
+	}
+	rs->batch_off = calloc(BATCH_PAGES, sizeof(*rs->batch_off));
+	rs->batch_ptr = calloc(BATCH_PAGES, sizeof(*rs->batch_ptr));
+	if (!rs->batch_off || !rs->batch_ptr)
+		return err_set(err, -ENOMEM, "out of memory for page batches");
+	return 0;
+}
+
+void ram_sender_fini(struct ram_sender *rs)
+{
+	for (unsigned b = 0; b < rs->nblocks; b++)
+		free(rs->bitmap[b]);
+	free(rs->batch_off);
+	free(rs->batch_ptr);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* Sleep as needed to keep the average under the bandwidth limit. */
+static void rate_limit(struct ram_sender *rs, uint64_t bytes)
+{
+	uint64_t now, allowed_ns;
+
+	if (!rs->bandwidth)
+		return;
+	now = time_now_ns();
+	if (!rs->rate_start_ns || now - rs->rate_start_ns > 1000000000ULL) {
+		rs->rate_start_ns = now;
+		rs->rate_bytes = 0;
+	}
+	rs->rate_bytes += bytes;
+	allowed_ns = rs->rate_bytes * 1000000000ULL / rs->bandwidth;
+	if (allowed_ns > now - rs->rate_start_ns) {
+		uint64_t d = allowed_ns - (now - rs->rate_start_ns);
+		struct timespec ts = { d / 1000000000ULL, d % 1000000000ULL };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int batch_flush(struct ram_sender *rs, struct err *err)
+{
+	uint64_t t0, bytes;
+	int ret;
+
+	if (!rs->batch_n)
+		return 0;
+	if (atomic_load(rs->cancel))
+		return err_set(err, -ECANCELED, "migration cancelled");
+	t0 = time_now_ns();
+	ret = mig_stream_put_ram_batch(rs->out, rs->blocks[rs->batch_block].id,
+				       rs->batch_off, (const void *const *)rs->batch_ptr,
+				       rs->batch_n);
+	bytes = rs->batch_n * (uint64_t)PAGE;
+	rs->send_ns += time_now_ns() - t0;
+	rs->send_bytes += bytes;
+	rs->pages_normal += rs->batch_n;
+	rs->batch_n = 0;
+	if (ret)
+		return mig_stream_get_err(rs->out, err);
+	rate_limit(rs, bytes);
+	return 0;
+}
+
+static int queue_page(struct ram_sender *rs, unsigned b, uint64_t pfn,
+		      struct err *err)
+{
+	if (rs->batch_n && rs->batch_block != b) {
+		int ret = batch_flush(rs, err);
+
+		if (ret)
+			return ret;
+	}
+	rs->batch_block = b;
+	rs->batch_off[rs->batch_n] = pfn * PAGE;
+	rs->batch_ptr[rs->batch_n] = rs->blocks[b].host + pfn * PAGE;
+	if (++rs->batch_n == BATCH_PAGES)
+		return batch_flush(rs, err);
+	return 0;
+}
+
+/* Arm logging for [first, first+n) pages using the given bitmap words. */
+static int rearm(struct ram_sender *rs, unsigned b, uint64_t first, uint64_t n,
+		 uint64_t *words, struct err *err)
+{
+	return vm_dirty_log_clear(rs->vm, b, first, n, words, err);
+}
+
+int ram_send_first_pass(struct ram_sender *rs, struct err *err)
+{
+	unsigned char *resident = malloc(CHUNK_PAGES);
+	uint64_t ones[CHUNK_PAGES / 64];
+	int ret = 0;
+
+	if (!resident)
+		return err_set(err, -ENOMEM, "out of memory");
+	memset(ones, 0xff, sizeof(ones));
+	for (unsigned b = 0; b < rs->nblocks && !ret; b++) {
+		uint8_t *host = rs->blocks[b].host;
+
+		for (uint64_t first = 0; first < rs->npages[b] && !ret; first += CHUNK_PAGES) {
+			uint64_t n = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);
+
+			ret = rearm(rs, b, first, n, ones, err);
+			if (ret)
+				break;
+			if (mincore(host + first * PAGE, n * PAGE, resident) < 0)
+				memset(resident, 1, n);
+			for (uint64_t i = 0; i < n && !ret; i++) {
+				uint64_t pfn = first + i;
+
+				if (!(resident[i] & 1) || mig_page_is_zero(host + pfn * PAGE)) {
+					rs->pages_zero++;
+					continue;
+				}
+				ret = queue_page(rs, b, pfn, err);
+			}
+		}
+	}
+	if (!ret)
+		ret = batch_flush(rs, err);
+	free(resident);
+	return ret;
+}
+
+int64_t ram_sync(struct ram_sender *rs, struct err *err)
+{
+	int64_t dirty = 0;
+
+	for (unsigned b = 0; b < rs->nblocks; b++) {
+		uint64_t words = (rs->npages[b] + 63) / 64;
+		int ret = vm_dirty_log_get(rs->vm, b, rs->bitmap[b], err);
+
+		if (ret)
+			return ret;
+		/* bits past the end of the block are not pages */
+		if (rs->npages[b] % 64)
+			rs->bitmap[b][words - 1] &= (1ULL << (rs->npages[b] % 64)) - 1;
+		for (uint64_t w = 0; w < words; w++)
+			dirty += __builtin_popcountll(rs->bitmap[b][w]);
+	}
+	return dirty;
+}
+
+static int send_zero_run(struct ram_sender *rs, unsigned b, uint64_t pfn,
+			 uint64_t n, struct err *err)
+{
+	int ret = batch_flush(rs, err);
+
+	if (ret)
+		return ret;
+	rs->pages_zero += n;
+	if (mig_stream_put_ram_zero(rs->out, rs->blocks[b].id, pfn * PAGE, n))
+		return mig_stream_get_err(rs->out, err);
+	return 0;
+}
+
+static int send_chunk(struct ram_sender *rs, unsigned b, uint64_t first,
+		      uint64_t n, struct err *err)
+{
+	uint64_t *bm = rs->bitmap[b], zero_start = 0, zero_n = 0;
+	uint8_t *host = rs->blocks[b].host;
+	int ret = 0;
+
+	for (uint64_t w = first / 64; w < (first + n + 63) / 64 && !ret; w++) {
+		for (uint64_t bits = bm[w]; bits && !ret; bits &= bits - 1) {
+			uint64_t pfn = w * 64 + __builtin_ctzll(bits);
+
+			if (mig_page_is_zero(host + pfn * PAGE)) {
+				if (zero_n && zero_start + zero_n == pfn) {
+					zero_n++;
+					continue;
+				}
+				if (zero_n)
+					ret = send_zero_run(rs, b, zero_start, zero_n, err);
+				zero_start = pfn;
+				zero_n = 1;
+				continue;
+			}
+			ret = queue_page(rs, b, pfn, err);
+		}
+	}
+	if (!ret && zero_n)
+		ret = send_zero_run(rs, b, zero_start, zero_n, err);
+	return ret;
+}
+
+int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err)
+{
+	int ret = 0;
+
+	for (unsigned b = 0; b < rs->nblocks && !ret; b++) {
+		for (uint64_t first = 0; first < rs->npages[b] && !ret; first += CHUNK_PAGES) {
+			uint64_t n = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);
+			uint64_t *words = rs->bitmap[b] + first / 64;
+			bool any = false;
+
+			for (uint64_t w = 0; w < (n + 63) / 64 && !any; w++)
+				any = words[w] != 0;
+			if (!any)
+				continue;
+			if (protect)
+				ret = rearm(rs, b, first, n, words, err);
+			if (!ret)
+				ret = send_chunk(rs, b, first, n, err);
+		}
+	}
+	if (!ret)
+		ret = batch_flush(rs, err);
+	return ret;
+}

@@ -1,0 +1,429 @@
+/*
+ * source.c - the sending side of a live migration, on its own thread.
+ *
+ *   SETUP      connect, send header, producer, configuration, RAM blocks
+ *   ACTIVE     pass 1 (all non-zero RAM), then dirty passes while the
+ *              predicted downtime is over the limit or still shrinking
+ *   STOP_COPY  pause the vCPUs, send the last dirty pages, the device
+ *              state and EOF
+ *   HANDOVER   wait for READY; send GO (ownership passes); wait RUNNING
+ *
+ * Until GO is sent the source owns the VM: any failure or a cancel resumes
+ * it here. After GO it never runs the guest again (docs/migration-protocol.md).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mig_int.h"
+#include "migratable.h"
+#include "util.h"
+
+#define DEFAULT_HANDOVER_MS	30000
+#define DEFAULT_MAX_PASSES	1000
+#define ASSUMED_BANDWIDTH	(1ULL << 30)	/* until one is measured */
+
+struct mig_source {
+	struct vm *vm;
+	char uri[256];
+	struct mig_params p;
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;		/* guards st, committed, fd */
+	struct mig_stats st;
+	atomic_bool cancel;
+	bool committed;			/* GO sent: never resume here */
+	bool paused_by_us;
+	int fd;
+	uint64_t start_ns, stop_ns;
+	struct mig_stream out;
+	struct ram_sender rs;
+	void (*done)(void *opaque, enum mig_state st);
+	void *opaque;
+};
+
+void mig_params_init(struct mig_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
+	p->max_passes = DEFAULT_MAX_PASSES;
+	p->handover_timeout_ms = DEFAULT_HANDOVER_MS;
+}
+
+const char *mig_state_name(enum mig_state s)
+{
+	static const char *const names[] = {
+		[MIG_STATE_NONE] = "none", [MIG_STATE_SETUP] = "setup",
+		[MIG_STATE_ACTIVE] = "active", [MIG_STATE_STOP_COPY] = "stop-copy",
+		[MIG_STATE_HANDOVER] = "handover", [MIG_STATE_COMPLETED] = "completed",
+		[MIG_STATE_FAILED] = "failed", [MIG_STATE_CANCELLED] = "cancelled",
+		[MIG_STATE_UNCONFIRMED] = "unconfirmed",
+	};
+	return s < ARRAY_SIZE(names) && names[s] ? names[s] : "invalid";
+}
+
+bool mig_state_is_final(enum mig_state s)
+{
+	return s == MIG_STATE_COMPLETED || s == MIG_STATE_FAILED ||
+	       s == MIG_STATE_CANCELLED || s == MIG_STATE_UNCONFIRMED;
+}
+
+static void set_state(struct mig_source *m, enum mig_state s)
+{
+	pthread_mutex_lock(&m->lock);
+	m->st.state = s;
+	pthread_mutex_unlock(&m->lock);
+	log_info("mig", "source: %s", mig_state_name(s));
+}
+
+/* Refresh the counters that come from the RAM sender and the stream. */
+static void update_counters(struct mig_source *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->st.transferred = mig_stream_offset(&m->out);
+	m->st.pages_normal = m->rs.pages_normal;
+	m->st.pages_zero = m->rs.pages_zero;
+	m->st.elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* After a sync: rates, predictions, and whether to stop now. */
+static bool plan_after_sync(struct mig_source *m, uint64_t dirty_pages,
+			    uint64_t prev_pages, uint64_t pass_ns,
+			    uint64_t pass_send_bytes, uint64_t pass_send_ns)
+{
+	uint64_t dirty = dirty_pages * VM_PAGE_SIZE, bw, est_ms;
+	bool stop;
+
+	pthread_mutex_lock(&m->lock);
+	if (pass_send_bytes >= (4ULL << 20) && pass_send_ns)
+		m->st.throughput = pass_send_bytes * 1000000000ULL / pass_send_ns;
+	bw = m->st.throughput ? m->st.throughput : ASSUMED_BANDWIDTH;
+	if (m->p.bandwidth && m->p.bandwidth < bw)
+		bw = m->p.bandwidth;
+	m->st.dirty_rate = pass_ns ? dirty * 1000000000ULL / pass_ns : 0;
+	m->st.remaining = dirty;
+	est_ms = dirty * 1000 / bw;
+	m->st.expected_downtime_ms = est_ms;
+	m->st.eta_ms = bw > m->st.dirty_rate ?
+		       dirty * 1000 / (bw - m->st.dirty_rate) : 0;
+	/*
+	 * Stop when the rest fits the downtime limit and another pass would
+	 * not shrink it much (a guest's dirty set converges to what it writes
+	 * during one pass; more passes past that only cost time).
+	 */
+	stop = est_ms <= m->p.downtime_ms &&
+	       (dirty_pages == 0 || dirty_pages * 4 >= prev_pages * 3 || est_ms < 2);
+	pthread_mutex_unlock(&m->lock);
+	return stop;
+}
+
+/* A destination that fails early says why before closing: read it. */
+static int peer_error(struct mig_source *m, struct err *err)
+{
+	struct pollfd p = { .fd = m->fd, .events = POLLIN };
+	char msg[MIG_CTL_MSG_MAX];
+	uint16_t type;
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (mig_ctl_recv(m->fd, 200, &type, msg, sizeof(msg), NULL) == 0 &&
+	    type == MIG_CTL_ERROR)
+		return err_set(err, -EPROTO, "destination: %s", msg);
+	return err_set(err, -ECONNRESET, "destination closed the connection");
+}
+
+static int send_setup(struct mig_source *m, struct err *err)
+{
+	struct mig_header h;
+	char *cfg = vm_config_to_json(m->vm);
+	int ret;
+
+	if (!cfg)
+		return err_set(err, -ENOMEM, "cannot encode the VM configuration");
+	mig_header_init(&h, VM_PAGE_SIZE);
+	mig_stream_put_header(&m->out, &h);
+	mig_stream_put_producer(&m->out, "tern-vmm " TERN_VERSION);
+	mig_stream_put_config(&m->out, cfg, strlen(cfg));
+	mig_stream_put_ram_blocks(&m->out, m->rs.blocks, m->rs.nblocks);
+	free(cfg);
+	ret = mig_stream_flush(&m->out);
+	return ret ? mig_stream_get_err(&m->out, err) : 0;
+}
+
+static int end_pass(struct mig_source *m, uint32_t pass, struct err *err)
+{
+	mig_stream_put_iter_end(&m->out, pass);
+	if (mig_stream_flush(&m->out))
+		return mig_stream_get_err(&m->out, err);
+	update_counters(m);
+	return peer_error(m, err);
+}
+
+static int precopy(struct mig_source *m, struct err *err)
+{
+	uint64_t prev_pages = m->rs.total_pages;
+	uint32_t pass = 1;
+	int ret;
+
+	for (;;) {
+		uint64_t t0 = time_now_ns(), b0 = m->rs.send_bytes, n0 = m->rs.send_ns;
+		int64_t dirty;
+
+		pthread_mutex_lock(&m->lock);
+		m->st.pass = pass;
+		pthread_mutex_unlock(&m->lock);
+		ret = pass == 1 ? ram_send_first_pass(&m->rs, err) :
+				  ram_send_dirty(&m->rs, true, err);
+		if (!ret)
+			ret = end_pass(m, pass, err);
+		if (ret)
+			return ret;
+		dirty = ram_sync(&m->rs, err);
+		if (dirty < 0)
+			return (int)dirty;
+		if (plan_after_sync(m, dirty, prev_pages, time_now_ns() - t0,
+				    m->rs.send_bytes - b0, m->rs.send_ns - n0))
+			return 0;
+		if (++pass > m->p.max_passes)
+			return err_set(err, -ETIMEDOUT,
+				       "did not converge in %u passes (dirty rate %llu MiB/s)",
+				       m->p.max_passes,
+				       (unsigned long long)(m->st.dirty_rate >> 20));
+		prev_pages = dirty;
+	}
+}
+
+static int stop_and_copy(struct mig_source *m, struct err *err)
+{
+	struct err perr = { 0 };
+	int64_t dirty;
+	int ret;
+
+	set_state(m, MIG_STATE_STOP_COPY);
+	m->stop_ns = time_now_ns();
+	ret = vm_pause(m->vm, &perr);
+	if (ret && ret != -EALREADY)
+		return err_set(err, ret, "cannot pause the VM: %s", perr.msg);
+	m->paused_by_us = ret == 0;
+	dirty = ram_sync(&m->rs, err);
+	if (dirty < 0)
+		return (int)dirty;
+	ret = ram_send_dirty(&m->rs, false, err);
+	if (!ret)
+		ret = vm_state_save(m->vm, &m->out, err);
+	if (ret)
+		return ret;
+	mig_stream_put_eof(&m->out);
+	if (mig_stream_flush(&m->out))
+		return mig_stream_get_err(&m->out, err);
+	update_counters(m);
+	return 0;
+}
+
+static int handover(struct mig_source *m, struct err *err)
+{
+	char msg[MIG_CTL_MSG_MAX];
+	uint16_t type;
+	int ret;
+
+	set_state(m, MIG_STATE_HANDOVER);
+	ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
+	if (ret)
+		return ret;
+	if (type == MIG_CTL_ERROR)
+		return err_set(err, -EPROTO, "destination: %s", msg);
+	if (type != MIG_CTL_READY)
+		return err_set(err, -EPROTO, "expected READY, got %s", mig_ctl_name(type));
+
+	pthread_mutex_lock(&m->lock);
+	if (atomic_load(&m->cancel)) {
+		pthread_mutex_unlock(&m->lock);
+		return err_set(err, -ECANCELED, "migration cancelled");
+	}
+	m->committed = true;		/* the point of no return */
+	pthread_mutex_unlock(&m->lock);
+	ret = mig_ctl_send(m->fd, MIG_CTL_GO, NULL);
+	if (!ret)
+		ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
+	else
+		err_set(err, ret, "sending GO: %s", strerror(-ret));
+	if (!ret && type != MIG_CTL_RUNNING)
+		ret = err_set(err, -EPROTO, "expected RUNNING, got %s", mig_ctl_name(type));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	m->st.downtime_ms = (time_now_ns() - m->stop_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int source_run(struct mig_source *m, struct err *err)
+{
+	int ret, fd = mig_tcp_connect(m->uri, err);
+
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&m->lock);
+	m->fd = fd;
+	pthread_mutex_unlock(&m->lock);
+	if (atomic_load(&m->cancel))
+		return err_set(err, -ECANCELED, "migration cancelled");
+	ret = mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE);
+	if (ret)
+		return err_set(err, ret, "out of memory");
+	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
+	if (!ret)
+		ret = send_setup(m, err);
+	if (!ret)
+		ret = vm_dirty_log_start(m->vm, err);
+	if (ret)
+		return ret;
+	set_state(m, MIG_STATE_ACTIVE);
+	ret = precopy(m, err);
+	if (!ret)
+		ret = stop_and_copy(m, err);
+	if (!ret)
+		ret = handover(m, err);
+	return ret;
+}
+
+/* Decide the final state; before GO the VM runs here again. */
+static enum mig_state source_finish(struct mig_source *m, int ret, struct err *err)
+{
+	enum mig_state st;
+
+	if (!ret) {
+		st = MIG_STATE_COMPLETED;
+	} else if (m->committed) {
+		st = MIG_STATE_UNCONFIRMED;
+		log_err("mig", "handover unconfirmed (%s): the VM stays paused here and is never "
+			"resumed; check whether the destination runs it", err->msg);
+	} else {
+		vm_dirty_log_stop(m->vm);
+		if (m->paused_by_us)
+			vm_resume(m->vm, NULL);
+		st = atomic_load(&m->cancel) ? MIG_STATE_CANCELLED : MIG_STATE_FAILED;
+		log_warn("mig", "migration %s: %s; the VM keeps running here",
+			 mig_state_name(st), err->msg);
+	}
+	pthread_mutex_lock(&m->lock);
+	m->st.state = st;
+	if (ret)
+		str_copy(m->st.error, sizeof(m->st.error), err->msg);
+	m->st.elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+	pthread_mutex_unlock(&m->lock);
+	return st;
+}
+
+static void *source_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct err err = { 0 };
+	enum mig_state st;
+	int ret;
+
+	pthread_setname_np(pthread_self(), "mig-source");
+	ret = source_run(m, &err);
+	if (ret && !err.code)
+		err_set(&err, ret, "%s", strerror(-ret));
+	if (ret && atomic_load(&m->cancel) && !m->committed) {
+		err_clear(&err);
+		err_set(&err, -ECANCELED, "migration cancelled");
+	}
+	update_counters(m);
+	st = source_finish(m, ret, &err);
+	mig_stream_fini(&m->out);
+	ram_sender_fini(&m->rs);
+	if (m->done)
+		m->done(m->opaque, st);
+	return NULL;
+}
+
+struct mig_source *mig_source_start(struct vm *vm, const char *uri,
+				    const struct mig_params *p,
+				    void (*done)(void *opaque, enum mig_state st),
+				    void *opaque, struct err *err)
+{
+	struct mig_source *m;
+	char host[256], port[16];
+	int ret;
+
+	if (mig_uri_parse(uri, host, sizeof(host), port, sizeof(port), err))
+		return NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		err_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	m->vm = vm;
+	m->p = *p;
+	if (!m->p.max_passes)
+		m->p.max_passes = DEFAULT_MAX_PASSES;
+	if (!m->p.handover_timeout_ms)
+		m->p.handover_timeout_ms = DEFAULT_HANDOVER_MS;
+	m->fd = -1;
+	m->done = done;
+	m->opaque = opaque;
+	str_copy(m->uri, sizeof(m->uri), uri);
+	pthread_mutex_init(&m->lock, NULL);
+	m->start_ns = time_now_ns();
+	m->st.state = MIG_STATE_SETUP;
+	m->st.ram_bytes = vm->mem.size;
+	m->st.downtime_limit_ms = m->p.downtime_ms;
+	m->st.bandwidth_limit = m->p.bandwidth;
+	ret = pthread_create(&m->thread, NULL, source_thread, m);
+	if (ret) {
+		err_set(err, -ret, "cannot start the migration thread: %s", strerror(ret));
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		return NULL;
+	}
+	m->thread_started = true;
+	return m;
+}
+
+void mig_source_stats(struct mig_source *m, struct mig_stats *st)
+{
+	pthread_mutex_lock(&m->lock);
+	*st = m->st;
+	if (!mig_state_is_final(st->state))
+		st->elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int mig_source_cancel(struct mig_source *m, struct err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (mig_state_is_final(m->st.state))
+		ret = err_set(err, -EALREADY, "migration already %s", mig_state_name(m->st.state));
+	else if (m->committed)
+		ret = err_set(err, -EBUSY, "too late to cancel: ownership already passed to the destination");
+	else {
+		atomic_store(&m->cancel, true);
+		if (m->fd >= 0)
+			shutdown(m->fd, SHUT_RDWR);	/* unblock any read/write */
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+void mig_source_free(struct mig_source *m)
+{
+	if (!m)
+		return;
+	if (m->thread_started)
+		pthread_join(m->thread, NULL);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}

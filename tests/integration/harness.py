@@ -1,0 +1,204 @@
+"""harness.py - shared helpers for tern's process-level tests.
+
+Tests are plain Python (stdlib only) that print TAP, one "ok"/"not ok" line
+per case, so every case is counted. A case that needs /dev/kvm and finds
+none is reported as "ok N - name # SKIP no /dev/kvm" and the reason is
+printed loudly.
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BUILD = os.environ.get("TERN_BUILD_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.environ.get("TERN_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+VMM = os.path.join(BUILD, "vmm", "tern-vmm")
+CLI = os.path.join(BUILD, "cli", "tern")
+GUEST = os.path.join(BUILD, "guest", "tern-guest.bin")
+HAVE_KVM = os.path.exists("/dev/kvm")
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+class Tap:
+    """Collects cases; run() prints TAP and returns the exit status."""
+
+    def __init__(self):
+        self.cases = []
+
+    def case(self, needs_kvm=True):
+        def deco(fn):
+            self.cases.append((fn, needs_kvm))
+            return fn
+        return deco
+
+    def run(self):
+        print(f"1..{len(self.cases)}", flush=True)
+        failed = 0
+        if not HAVE_KVM:
+            print("# " + "=" * 60)
+            print("# WARNING: /dev/kvm is absent: KVM test cases SKIP")
+            print("# " + "=" * 60, flush=True)
+        for i, (fn, needs_kvm) in enumerate(self.cases, 1):
+            name = fn.__name__
+            if needs_kvm and not HAVE_KVM:
+                print(f"ok {i} - {name} # SKIP no /dev/kvm", flush=True)
+                continue
+            t0 = time.time()
+            try:
+                fn()
+                print(f"ok {i} - {name} ({time.time() - t0:.1f}s)", flush=True)
+            except Exception as e:  # noqa: BLE001 - report any failure
+                failed += 1
+                print(f"not ok {i} - {name}", flush=True)
+                for line in (str(e) or repr(e)).splitlines() + \
+                        traceback.format_exc().splitlines()[-6:]:
+                    print(f"#   {line}", flush=True)
+        return 1 if failed else 0
+
+
+class Vmm:
+    """One tern-vmm process with its serial console logged to a file."""
+
+    def __init__(self, args, serial_file=True, api=True, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="tern-test-")
+        self.serial = os.path.join(self.dir, "serial.log")
+        self.api = os.path.join(self.dir, "vm.sock") if api else None
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        cmd = [VMM] + list(args)
+        if serial_file:
+            cmd += ["--serial", "file:" + self.serial]
+        if self.api:
+            cmd += ["--api", self.api]
+        self.cmd = cmd
+        self.errf = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.errf)
+
+    def output(self):
+        try:
+            with open(self.serial, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stderr(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def wait_for(self, pattern, timeout=30, start=0):
+        """Wait until the console matches `pattern` (regex) after offset
+        `start`; returns the match. Fails if the process exits first."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            out = self.output()
+            m = rx.search(out, start)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                out = self.output()
+                m = rx.search(out, start)
+                if m:
+                    return m
+                raise TestFailure(
+                    f"tern-vmm exited ({self.proc.returncode}) before /{pattern}/;"
+                    f" stderr: {self.stderr()[-500:]!r}; console tail: {out[-300:]!r}")
+            time.sleep(0.05)
+        raise TestFailure(f"timeout ({timeout}s) waiting for /{pattern}/; "
+                          f"console tail: {self.output()[-400:]!r}")
+
+    def wait_api(self, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(self.api):
+                try:
+                    return self.call("GET", "/vm")
+                except OSError:
+                    pass
+            if self.proc.poll() is not None:
+                raise TestFailure(f"tern-vmm exited: {self.stderr()[-500:]!r}")
+            time.sleep(0.05)
+        raise TestFailure("API socket never answered")
+
+    def call(self, method, path, body=None):
+        return api_call(self.api, method, path, body)
+
+    def wait_exit(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"tern-vmm did not exit within {timeout}s")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.errf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+def api_call(sock, method, path, body=None):
+    """Returns (status, parsed JSON or raw text)."""
+    c = UnixHTTPConnection(sock)
+    hdrs = {}
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if body is not None:
+        hdrs["Content-Type"] = "application/json"
+    c.request(method, path, body=body, headers=hdrs)
+    r = c.getresponse()
+    data = r.read().decode(errors="replace")
+    c.close()
+    try:
+        return r.status, json.loads(data)
+    except ValueError:
+        return r.status, data
+
+
+def run(cmd, timeout=30, input=None):
+    """Run a command; returns CompletedProcess with text output."""
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          input=input)
+
+
+def tg_stats(text):
+    """Parse 'TG STAT' lines into dicts."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("TG STAT "):
+            out.append(dict(kv.split("=", 1) for kv in line.split()[2:] if "=" in kv))
+    return out
