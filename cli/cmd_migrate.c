@@ -137,6 +137,7 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			return r;
 		if (r == 0)
 			continue;
+		r = 0;
 		if (!strcmp(argv[i], "--wait"))
 			wait = true;
 		else if (!strcmp(argv[i], "--downtime-ms"))

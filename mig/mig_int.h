@@ -56,6 +56,9 @@ struct ram_sender {
 	uint64_t pages_normal, pages_zero;
 	uint64_t send_ns;		/* time spent writing page batches */
 	uint64_t send_bytes;
+	/* called after every batch sent (progress reporting) */
+	void (*progress)(void *opaque);
+	void *progress_opaque;
 	/* batch being built */
 	unsigned batch_block;
 	size_t batch_n;

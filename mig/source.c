@@ -92,6 +92,11 @@ static void update_counters(struct mig_source *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+static void on_progress(void *opaque)
+{
+	update_counters(opaque);
+}
+
 /* After a sync: rates, predictions, and whether to stop now. */
 static bool plan_after_sync(struct mig_source *m, uint64_t dirty_pages,
 			    uint64_t prev_pages, uint64_t pass_ns,
@@ -278,6 +283,8 @@ static int source_run(struct mig_source *m, struct err *err)
 	if (ret)
 		return err_set(err, ret, "out of memory");
 	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
+	m->rs.progress = on_progress;
+	m->rs.progress_opaque = m;
 	if (!ret)
 		ret = send_setup(m, err);
 	if (!ret)

@@ -160,8 +160,9 @@ static int event_loop(struct vmm *m, int sfd)
 			m->stdin_open = false;	/* e.g. a regular file */
 	}
 	for (;;) {
-		int n = epoll_wait(ep, evs, 4, -1);
+		int n = epoll_wait(ep, evs, 4, 250);
 
+		vmm_api_tick();
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 
@@ -247,13 +248,18 @@ static int vmm_run(struct vmm *m, struct err *err)
 	ret = open_serial(m, err);
 	if (ret)
 		goto out;
-	ret = m->opt.incoming ? receive_vm(m, sfd, err) : boot_vm(m, err);
-	if (!ret && m->opt.api_path)
+	/* Claim the API socket first: a busy path must fail before a VM exists. */
+	if (m->opt.api_path) {
 		ret = vmm_api_start(&m->api, m->opt.api_path, &m->vm, err);
+		if (ret)
+			goto out;
+	}
+	ret = m->opt.incoming ? receive_vm(m, sfd, err) : boot_vm(m, err);
 	if (ret) {
 		vm_stop(&m->vm);
 		goto out;
 	}
+	vmm_api_set_ready();
 	if (m->opt.serial == SERIAL_STDIO)
 		tty_raw(m);
 	if (!m->opt.incoming)

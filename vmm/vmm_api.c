@@ -15,11 +15,21 @@
 #include "mig.h"
 #include "util.h"
 
+/*
+ * After a completed migration the process lingers (the VM paused, never
+ * resumed) until a client has read the final status or LINGER_MS passed,
+ * so `tern migrate --wait` can show the result.
+ */
+#define LINGER_MS 3000
+
 static struct {
 	struct vm *vm;
-	pthread_mutex_t lock;		/* guards mig and uri */
+	pthread_mutex_t lock;		/* guards everything below */
 	struct mig_source *mig;
 	char uri[256];
+	uint64_t completed_ns;		/* migration completed at */
+	bool final_seen;		/* a client read the completed status */
+	bool vm_ready;			/* the VM exists (booted or received) */
 } ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static enum api_vm_state to_api_state(enum vm_state s)
@@ -74,10 +84,24 @@ static void fill_migration(struct api_migration_info *out)
 /* Called on the migration thread when it reaches a final state. */
 static void migration_done(void *opaque, enum mig_state st)
 {
-	struct vm *vm = opaque;
+	if (st != MIG_STATE_COMPLETED)
+		return;
+	pthread_mutex_lock(&ctl.lock);
+	ctl.completed_ns = time_now_ns();
+	pthread_mutex_unlock(&ctl.lock);
+	vmm_api_tick();
+}
 
-	if (st == MIG_STATE_COMPLETED)
-		vm_request_exit(vm, VM_EXIT_MIGRATED, 0, "migrated to %s", ctl.uri);
+void vmm_api_tick(void)
+{
+	bool leave;
+
+	pthread_mutex_lock(&ctl.lock);
+	leave = ctl.completed_ns &&
+		(ctl.final_seen || time_now_ns() - ctl.completed_ns > LINGER_MS * 1000000ULL);
+	pthread_mutex_unlock(&ctl.lock);
+	if (leave)
+		vm_request_exit(ctl.vm, VM_EXIT_MIGRATED, 0, "migrated to %s", ctl.uri);
 }
 
 static int start_migration(struct vm *vm, const struct api_migrate_params *p,
@@ -124,7 +148,11 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 		      err_set(err, -ENOENT, "no migration to cancel");
 	if (!ret)
 		fill_migration(&reply->migration);
+	if (!ret && ctl.completed_ns)
+		ctl.final_seen = true;
 	pthread_mutex_unlock(&ctl.lock);
+	if (ctl.completed_ns)
+		vmm_api_tick();
 	return ret;
 }
 
@@ -132,7 +160,14 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 			   struct api_reply *reply, struct err *err)
 {
 	struct vm *vm = opaque;
+	bool ready;
 	int ret = 0;
+
+	pthread_mutex_lock(&ctl.lock);
+	ready = ctl.vm_ready;
+	pthread_mutex_unlock(&ctl.lock);
+	if (!ready)
+		return err_set(err, -EBUSY, "no VM yet: waiting for an incoming migration");
 
 	switch (req->action) {
 	case API_ACTION_GET_INFO:
@@ -166,6 +201,13 @@ int vmm_api_start(struct api_server **srv, const char *path, struct vm *vm,
 	ctl.vm = vm;
 	*srv = api_server_start(path, &backend, err);
 	return *srv ? 0 : (err && err->code ? err->code : -EIO);
+}
+
+void vmm_api_set_ready(void)
+{
+	pthread_mutex_lock(&ctl.lock);
+	ctl.vm_ready = true;
+	pthread_mutex_unlock(&ctl.lock);
 }
 
 void vmm_api_quiesce(void)

@@ -10,7 +10,11 @@
 
 int vmm_api_start(struct api_server **srv, const char *path, struct vm *vm,
 		  struct err *err);
+/* The VM exists: serve requests (until then they get 409). */
+void vmm_api_set_ready(void);
 /* Cancel an outgoing migration (or wait for one past its handover). */
 void vmm_api_quiesce(void);
+/* Periodic work of the main loop (leave after a completed migration). */
+void vmm_api_tick(void);
 
 #endif
