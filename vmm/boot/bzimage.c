@@ -32,7 +32,8 @@ static int bz_check_magic(const uint8_t *img, size_t len, struct bzimage_info *i
 			  struct err *err)
 {
 	if (len < BZ_MIN_LEN)
-		return err_set(err, -EINVAL, "bzImage: file too small (%zu bytes, need at least %d)",
+		return err_set(err, -EINVAL,
+			       "bzImage: file too small (%zu bytes, need at least %d)",
 			       len, BZ_MIN_LEN);
 	if (boot_get16(img + BZ_BOOT_FLAG) != BZ_BOOT_FLAG_MAGIC)
 		return err_set(err, -EINVAL, "bzImage: boot_flag 0x%04x at 0x1fe is not 0xaa55",
@@ -41,7 +42,8 @@ static int bz_check_magic(const uint8_t *img, size_t len, struct bzimage_info *i
 		return err_set(err, -EINVAL, "bzImage: no \"HdrS\" magic at 0x202 (not a bzImage)");
 	info->version = boot_get16(img + BZ_VERSION);
 	if (info->version < 0x206)
-		return err_set(err, -ENOTSUP, "bzImage: boot protocol %u.%02u too old (need >= 2.06)",
+		return err_set(err, -ENOTSUP,
+			       "bzImage: boot protocol %u.%02u too old (need >= 2.06)",
 			       info->version >> 8, info->version & 0xff);
 	return 0;
 }
@@ -54,13 +56,15 @@ static int bz_check_setup(const uint8_t *img, size_t len, struct bzimage_info *i
 	info->setup_sects = img[BZ_SETUP_SECTS] ? img[BZ_SETUP_SECTS] : 4;
 	info->setup_len = ((size_t)info->setup_sects + 1) * BZ_SECTOR;
 	if (info->setup_len >= len)
-		return err_set(err, -EINVAL, "bzImage: setup_sects %u extends past end of file (%zu bytes)",
+		return err_set(err, -EINVAL,
+			       "bzImage: setup_sects %u extends past end of file (%zu bytes)",
 			       info->setup_sects, len);
 	info->payload_len = len - info->setup_len;
 	/* At most 0x301, so always inside the >= 1024-byte setup code. */
 	info->hdr_end = BZ_HEADER + (size_t)img[BZ_JUMP + 1];
 	if (img[BZ_JUMP] != 0xeb || info->hdr_end < need)
-		return err_set(err, -EINVAL, "bzImage: setup header ends at 0x%zx, protocol %u.%02u needs 0x%zx",
+		return err_set(err, -EINVAL,
+			       "bzImage: setup header ends at 0x%zx, protocol %u.%02u needs 0x%zx",
 			       info->hdr_end, info->version >> 8, info->version & 0xff, need);
 	return 0;
 }
@@ -71,12 +75,14 @@ static int bz_check_sizes(const uint8_t *img, struct bzimage_info *info, struct 
 
 	info->loadflags = img[BZ_LOADFLAGS];
 	if (!(info->loadflags & BZ_LOADED_HIGH))
-		return err_set(err, -ENOTSUP, "bzImage: loadflags 0x%02x lacks LOADED_HIGH (zImage not supported)",
+		return err_set(err, -ENOTSUP,
+			       "bzImage: loadflags 0x%02x lacks LOADED_HIGH (zImage not supported)",
 			       info->loadflags);
 	info->syssize = boot_get32(img + BZ_SYSSIZE);
 	bytes = (uint64_t)info->syssize * 16;
 	if (info->syssize == 0 || bytes > info->payload_len)
-		return err_set(err, -EINVAL, "bzImage: syssize %u (%llu bytes) does not fit the %zu bytes after setup",
+		return err_set(err, -EINVAL,
+			       "bzImage: syssize %u (%llu bytes) does not fit the %zu bytes after setup",
 			       info->syssize, (unsigned long long)bytes, info->payload_len);
 	info->kernel_size = (size_t)bytes;
 	info->cmdline_size = boot_get32(img + BZ_CMDLINE_SIZE);
@@ -92,10 +98,12 @@ static int bz_check_align(const uint8_t *img, struct bzimage_info *info, struct 
 	info->relocatable = img[BZ_RELOCATABLE] != 0;
 	info->kernel_alignment = a;
 	if (a == 0 || (a & (a - 1)) || a > BZ_ALIGN_MAX)
-		return err_set(err, -EINVAL, "bzImage: kernel_alignment 0x%x is not a power of two <= 1 GiB",
+		return err_set(err, -EINVAL,
+			       "bzImage: kernel_alignment 0x%x is not a power of two <= 1 GiB",
 			       a);
 	if (info->version >= 0x20a && (min > 30 || (1u << min) > a))
-		return err_set(err, -EINVAL, "bzImage: min_alignment 2^%u exceeds kernel_alignment 0x%x",
+		return err_set(err, -EINVAL,
+			       "bzImage: min_alignment 2^%u exceeds kernel_alignment 0x%x",
 			       min, a);
 	return 0;
 }
@@ -109,8 +117,10 @@ static int bz_check_payload(const uint8_t *img, const struct bzimage_info *info,
 	if (info->version < 0x208)
 		return 0;
 	if (off + plen > info->kernel_size)
-		return err_set(err, -EINVAL, "bzImage: payload_offset 0x%llx + payload_length 0x%llx past kernel end 0x%zx",
-			       (unsigned long long)off, (unsigned long long)plen, info->kernel_size);
+		return err_set(err, -EINVAL,
+			       "bzImage: payload_offset 0x%llx + payload_length 0x%llx past kernel end 0x%zx",
+			       (unsigned long long)off, (unsigned long long)plen,
+			       info->kernel_size);
 	return 0;
 }
 
@@ -124,11 +134,13 @@ static int bz_check_layout(const uint8_t *img, struct bzimage_info *info, struct
 	info->pref_address = boot_get64(img + BZ_PREF_ADDRESS);
 	info->init_size = boot_get32(img + BZ_INIT_SIZE);
 	if (info->init_size < info->kernel_size)
-		return err_set(err, -EINVAL, "bzImage: init_size 0x%x smaller than the 0x%zx-byte kernel",
+		return err_set(err, -EINVAL,
+			       "bzImage: init_size 0x%x smaller than the 0x%zx-byte kernel",
 			       info->init_size, info->kernel_size);
 	if (info->pref_address & (BOOT_PAGE_SIZE - 1) ||
 	    info->pref_address > UINT64_MAX - info->init_size)
-		return err_set(err, -EINVAL, "bzImage: pref_address 0x%llx is unaligned or overflows with init_size",
+		return err_set(err, -EINVAL,
+			       "bzImage: pref_address 0x%llx is unaligned or overflows with init_size",
 			       (unsigned long long)info->pref_address);
 	return 0;
 }
@@ -144,15 +156,18 @@ static int bz_check_entries(const uint8_t *img, struct bzimage_info *info, struc
 	if (info->version >= 0x20b &&
 	    (info->xloadflags & (BZ_XLF_EFI_HANDOVER_32 | BZ_XLF_EFI_HANDOVER_64)) &&
 	    handover + BZ_ENTRY64_OFFSET >= info->kernel_size)
-		return err_set(err, -EINVAL, "bzImage: handover_offset 0x%llx past kernel end 0x%zx",
+		return err_set(err, -EINVAL,
+			       "bzImage: handover_offset 0x%llx past kernel end 0x%zx",
 			       (unsigned long long)handover, info->kernel_size);
 	if (info->version < 0x20f || kinfo == 0)
 		return 0;
 	if (kinfo + 16 > info->kernel_size)
-		return err_set(err, -EINVAL, "bzImage: kernel_info_offset 0x%llx past kernel end 0x%zx",
+		return err_set(err, -EINVAL,
+			       "bzImage: kernel_info_offset 0x%llx past kernel end 0x%zx",
 			       (unsigned long long)kinfo, info->kernel_size);
 	if (boot_get32(img + info->setup_len + kinfo) != BZ_KERNEL_INFO_MAGIC)
-		return err_set(err, -EINVAL, "bzImage: no \"LToP\" magic at kernel_info_offset 0x%llx",
+		return err_set(err, -EINVAL,
+			       "bzImage: no \"LToP\" magic at kernel_info_offset 0x%llx",
 			       (unsigned long long)kinfo);
 	return 0;
 }

@@ -48,13 +48,15 @@ static int plan_kernel(struct boot_plan *p, struct err *err)
 
 	p->load = in->pref_address >= HIMEM_START ? in->pref_address : HIMEM_START;
 	if (p->load >= p->low_top)
-		return err_set(err, -ENOMEM, "boot: kernel load address 0x%llx is above low RAM end 0x%llx",
+		return err_set(err, -ENOMEM,
+			       "boot: kernel load address 0x%llx is above low RAM end 0x%llx",
 			       (unsigned long long)p->load, (unsigned long long)p->low_top);
 	run = in->relocatable ? ALIGN_UP(p->load, (uint64_t)in->kernel_alignment) : p->load;
 	run = MAX(run, in->pref_address);
 	p->kernel_end = MAX(p->load + in->kernel_size, run + in->init_size);
 	if (p->kernel_end > p->low_top)
-		return err_set(err, -ENOMEM, "boot: kernel needs 0x%llx-0x%llx (init_size 0x%x) but low RAM ends at 0x%llx",
+		return err_set(err, -ENOMEM,
+			       "boot: kernel needs 0x%llx-0x%llx (init_size 0x%x) but low RAM ends at 0x%llx",
 			       (unsigned long long)p->load, (unsigned long long)p->kernel_end,
 			       in->init_size, (unsigned long long)p->low_top);
 	return 0;
@@ -63,12 +65,13 @@ static int plan_kernel(struct boot_plan *p, struct err *err)
 static int plan_cmdline(struct boot_plan *p, const char *cmdline, struct err *err)
 {
 	size_t max = MIN((size_t)p->info.cmdline_size, (size_t)BOOT_CMDLINE_MAX - 1);
+	const char *limit = max == p->info.cmdline_size ? "kernel cmdline_size" : "BOOT_CMDLINE_MAX";
 
 	p->cmdline_len = cmdline ? strnlen(cmdline, BOOT_CMDLINE_MAX) : 0;
 	if (p->cmdline_len > max)
 		return err_set(err, -E2BIG, "boot: command line is %s%zu bytes, limit %zu (%s)",
 			       p->cmdline_len >= BOOT_CMDLINE_MAX ? ">= " : "", p->cmdline_len, max,
-			       max == p->info.cmdline_size ? "kernel cmdline_size" : "BOOT_CMDLINE_MAX");
+			       limit);
 	return 0;
 }
 
@@ -84,7 +87,8 @@ static int plan_initrd(struct boot_plan *p, size_t len, struct err *err)
 		p->initrd = ALIGN_DOWN(top - len, BOOT_PAGE_SIZE);
 	if (len > top || p->initrd < p->kernel_end) {
 		p->initrd = 0;
-		return err_set(err, -ENOMEM, "boot: initrd (%s) does not fit below 0x%llx above the kernel (ends 0x%llx)",
+		return err_set(err, -ENOMEM,
+			       "boot: initrd (%s) does not fit below 0x%llx above the kernel (ends 0x%llx)",
 			       fmt_bytes(len, sz, sizeof(sz)), (unsigned long long)top,
 			       (unsigned long long)p->kernel_end);
 	}
@@ -99,7 +103,8 @@ static int plan_boot(struct boot_plan *p, const struct guest_mem *mem,
 	if (rc)
 		return rc;
 	if (!p->info.has_entry64)
-		return err_set(err, -ENOTSUP, "bzImage: protocol %u.%02u xloadflags 0x%x: no 64-bit entry (need >= 2.12 with XLF_KERNEL_64)",
+		return err_set(err, -ENOTSUP,
+			       "bzImage: protocol %u.%02u xloadflags 0x%x: no 64-bit entry (need >= 2.12 with XLF_KERNEL_64)",
 			       p->info.version >> 8, p->info.version & 0xff, p->info.xloadflags);
 	p->low_top = low_ram_top(mem);
 	if (p->low_top <= HIMEM_START)
