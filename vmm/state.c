@@ -164,17 +164,15 @@ static int state_caps_get(struct vm *vm, struct state_caps *c, struct err *err)
 
 static int msr_get_one(int fd, uint32_t index, uint64_t *val)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m;
+	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8 + 1];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 1;
-	m.e.index = index;
-	if (ioctl(fd, KVM_GET_MSRS, &m) != 1)
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = 1;
+	m->entries[0].index = index;
+	if (ioctl(fd, KVM_GET_MSRS, m) != 1)
 		return -1;
-	*val = m.e.data;
+	*val = m->entries[0].data;
 	return 0;
 }
 
@@ -255,7 +253,9 @@ static int msr_save(struct vm *vm, int fd, struct cpu_wire *w, struct err *err)
 
 /* ---- CPUID ---- */
 
-static int cpuid_get(int fd, struct cpu_wire *w, struct err *err)
+/* The CPUID the vCPU was given, into ent[STATE_CPUID_MAX]. */
+static int cpuid_get(int fd, struct kvm_cpuid_entry2 *ent, uint32_t *n,
+		     struct err *err)
 {
 	struct kvm_cpuid2 *c;
 	int ret = 0;
@@ -267,8 +267,8 @@ static int cpuid_get(int fd, struct cpu_wire *w, struct err *err)
 	if (ioctl(fd, KVM_GET_CPUID2, c) < 0)
 		ret = kvm_ioctl_err(err, "KVM_GET_CPUID2");
 	if (!ret) {
-		w->ncpuid = c->nent;
-		memcpy(w->cpuid, c->entries, c->nent * sizeof(c->entries[0]));
+		*n = c->nent;
+		memcpy(ent, c->entries, c->nent * sizeof(c->entries[0]));
 	}
 	free(c);
 	return ret;
@@ -334,15 +334,16 @@ static int cpuid_differs(unsigned vcpu, const struct kvm_cpuid_entry2 *src,
 static int cpuid_check(struct vm *vm, unsigned vcpu, const struct cpu_wire *w,
 		       struct err *err)
 {
-	struct cpu_wire *mine = calloc(1, sizeof(*mine));
+	struct kvm_cpuid_entry2 *mine = calloc(STATE_CPUID_MAX, sizeof(*mine));
 	const struct kvm_cpuid_entry2 *e;
+	uint32_t n = 0;
 	int ret;
 
 	if (!mine)
 		return err_set(err, -ENOMEM, "out of memory for CPUID");
-	ret = cpuid_get(vm->vcpus[vcpu].kfd.fd, mine, err);
+	ret = cpuid_get(vm->vcpus[vcpu].kfd.fd, mine, &n, err);
 	for (unsigned i = 0; !ret && i < w->ncpuid; i++) {
-		e = cpuid_find(mine->cpuid, mine->ncpuid, &w->cpuid[i]);
+		e = cpuid_find(mine, n, &w->cpuid[i]);
 		if (!e)
 			ret = err_set(err, -EINVAL,
 				      "vCPU %u: CPUID leaf 0x%x index %u is on the source but not in this VM",
@@ -350,11 +351,11 @@ static int cpuid_check(struct vm *vm, unsigned vcpu, const struct cpu_wire *w,
 		else
 			ret = cpuid_differs(vcpu, &w->cpuid[i], e, err);
 	}
-	for (unsigned i = 0; !ret && i < mine->ncpuid; i++)
-		if (!cpuid_find(w->cpuid, w->ncpuid, &mine->cpuid[i]))
+	for (unsigned i = 0; !ret && i < n; i++)
+		if (!cpuid_find(w->cpuid, w->ncpuid, &mine[i]))
 			ret = err_set(err, -EINVAL,
 				      "vCPU %u: CPUID leaf 0x%x index %u is in this VM but not on the source",
-				      vcpu, mine->cpuid[i].function, mine->cpuid[i].index);
+				      vcpu, mine[i].function, mine[i].index);
 	free(mine);
 	return ret;
 }
@@ -409,7 +410,7 @@ static int cpu_save_rest(int fd, struct cpu_wire *w, struct err *err)
 	w->events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING |
 			   KVM_VCPUEVENT_VALID_SIPI_VECTOR;
 	if (!ret)
-		ret = cpuid_get(fd, w, err);
+		ret = cpuid_get(fd, w->cpuid, &w->ncpuid, err);
 	return ret;
 }
 
