@@ -139,6 +139,29 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 	return 0;
 }
 
+/*
+ * Send ERROR, then read and drop what the source still sends until it
+ * closes (or a short while passes), so our close does not reset the
+ * connection before the source has read why.
+ */
+static void tell_source(int fd, const char *msg)
+{
+	uint64_t deadline = time_now_ns() + 2000000000ULL;
+	char buf[65536];
+
+	if (mig_ctl_send(fd, MIG_CTL_ERROR, msg))
+		return;
+	shutdown(fd, SHUT_WR);
+	while (time_now_ns() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			break;
+		if (p.revents && read(fd, buf, sizeof(buf)) <= 0)
+			break;
+	}
+}
+
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err)
 {
@@ -167,7 +190,7 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	if (ret) {
 		if (!err->code)
 			err_set(err, ret, "%s", strerror(-ret));
-		mig_ctl_send(fd, MIG_CTL_ERROR, err->msg);	/* best effort */
+		tell_source(fd, err->msg);
 	}
 	mig_stream_fini(&in);
 	close(fd);

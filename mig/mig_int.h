@@ -56,8 +56,8 @@ struct ram_sender {
 	uint64_t pages_normal, pages_zero;
 	uint64_t send_ns;		/* time spent writing page batches */
 	uint64_t send_bytes;
-	/* called after every batch sent (progress reporting) */
-	void (*progress)(void *opaque);
+	/* called after every batch sent: progress, and a chance to abort */
+	int (*progress)(void *opaque, struct err *err);
 	void *progress_opaque;
 	/* batch being built */
 	unsigned batch_block;

@@ -111,10 +111,8 @@ static int batch_flush(struct ram_sender *rs, struct err *err)
 	rs->batch_n = 0;
 	if (ret)
 		return mig_stream_get_err(rs->out, err);
-	if (rs->progress)
-		rs->progress(rs->progress_opaque);
 	rate_limit(rs, bytes);
-	return 0;
+	return rs->progress ? rs->progress(rs->progress_opaque, err) : 0;
 }
 
 static int queue_page(struct ram_sender *rs, unsigned b, uint64_t pfn,

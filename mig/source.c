@@ -92,9 +92,13 @@ static void update_counters(struct mig_source *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-static void on_progress(void *opaque)
+static int peer_error(struct mig_source *m, struct err *err);
+
+/* After every batch: publish counters; stop early if the peer gave up. */
+static int on_progress(void *opaque, struct err *err)
 {
 	update_counters(opaque);
+	return peer_error(opaque, err);
 }
 
 /* After a sync: rates, predictions, and whether to stop now. */
@@ -128,19 +132,27 @@ static bool plan_after_sync(struct mig_source *m, uint64_t dirty_pages,
 	return stop;
 }
 
-/* A destination that fails early says why before closing: read it. */
-static int peer_error(struct mig_source *m, struct err *err)
+/*
+ * A destination that fails says why (ERROR) before closing: read it.
+ * Waits up to timeout_ms for it; 0 if the peer said nothing.
+ */
+static int peer_error_wait(struct mig_source *m, int timeout_ms, struct err *err)
 {
 	struct pollfd p = { .fd = m->fd, .events = POLLIN };
 	char msg[MIG_CTL_MSG_MAX];
 	uint16_t type;
 
-	if (poll(&p, 1, 0) <= 0)
+	if (poll(&p, 1, timeout_ms) <= 0)
 		return 0;
 	if (mig_ctl_recv(m->fd, 200, &type, msg, sizeof(msg), NULL) == 0 &&
 	    type == MIG_CTL_ERROR)
 		return err_set(err, -EPROTO, "destination: %s", msg);
 	return err_set(err, -ECONNRESET, "destination closed the connection");
+}
+
+static int peer_error(struct mig_source *m, struct err *err)
+{
+	return peer_error_wait(m, 0, err);
 }
 
 static int send_setup(struct mig_source *m, struct err *err)
@@ -342,6 +354,16 @@ static void *source_thread(void *arg)
 	ret = source_run(m, &err);
 	if (ret && !err.code)
 		err_set(&err, ret, "%s", strerror(-ret));
+	if (ret && !m->committed && !atomic_load(&m->cancel) && m->fd >= 0 &&
+	    !strstr(err.msg, "destination")) {
+		struct err perr = { 0 };
+
+		/* a destination that refused the stream says why: prefer that */
+		if (peer_error_wait(m, 1000, &perr)) {
+			err_clear(&err);
+			err_set(&err, perr.code, "%s", perr.msg);
+		}
+	}
 	if (ret && atomic_load(&m->cancel) && !m->committed) {
 		err_clear(&err);
 		err_set(&err, -ECANCELED, "migration cancelled");

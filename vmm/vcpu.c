@@ -49,24 +49,33 @@ int vcpu_kick_signal(void)
 	return SIGRTMIN;
 }
 
-static void lapic_set_lvt(struct kvm_lapic_state *l, unsigned reg, unsigned mode)
+#define APIC_LVT_MASKED		(1u << 16)
+
+static void lapic_set_lvt(struct kvm_lapic_state *l, unsigned reg, unsigned mode,
+			  bool masked)
 {
 	uint32_t v;
 
 	memcpy(&v, &l->regs[reg], 4);
-	v = (v & ~0x700u) | (mode << 8);
+	v = (v & ~(0x700u | APIC_LVT_MASKED)) | (mode << 8) |
+	    (masked ? APIC_LVT_MASKED : 0);
 	memcpy(&l->regs[reg], &v, 4);
 }
 
-/* LINT0 = ExtINT (the 8259 output), LINT1 = NMI, as on a PC. */
+/*
+ * LINT0 = ExtINT (the 8259 output) but masked, LINT1 = NMI. Our ACPI tables
+ * are hardware-reduced, so Linux never programs the 8259; an unmasked
+ * ExtINT would let its unprogrammed vectors (base 0) reach the CPU, and
+ * Linux keeps LINT0 as it finds it when masked (setup_local_APIC).
+ */
 static int vcpu_setup_lapic(struct vcpu *v, struct err *err)
 {
 	struct kvm_lapic_state l;
 
 	if (ioctl(v->kfd.fd, KVM_GET_LAPIC, &l) < 0)
 		return kvm_ioctl_err(err, "KVM_GET_LAPIC");
-	lapic_set_lvt(&l, APIC_LVT_LINT0, APIC_MODE_EXTINT);
-	lapic_set_lvt(&l, APIC_LVT_LINT1, APIC_MODE_NMI);
+	lapic_set_lvt(&l, APIC_LVT_LINT0, APIC_MODE_EXTINT, true);
+	lapic_set_lvt(&l, APIC_LVT_LINT1, APIC_MODE_NMI, false);
 	if (ioctl(v->kfd.fd, KVM_SET_LAPIC, &l) < 0)
 		return kvm_ioctl_err(err, "KVM_SET_LAPIC");
 	return 0;
@@ -81,19 +90,18 @@ static int vcpu_setup_msrs(struct vcpu *v)
 		{ MSR_IA32_MISC_ENABLE, 1 },		/* fast strings */
 		{ MSR_MTRR_DEF_TYPE, (1u << 11) | 6 },	/* MTRRs on, default WB */
 	};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[sizeof(init) / sizeof(init[0])];
-	} m;
 	unsigned n = sizeof(init) / sizeof(init[0]);
+	uint64_t buf[(sizeof(struct kvm_msrs) +
+		      sizeof(init) / sizeof(init[0]) * sizeof(struct kvm_msr_entry)) / 8 + 1];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = n;
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = n;
 	for (unsigned i = 0; i < n; i++) {
-		m.e[i].index = init[i].index;
-		m.e[i].data = init[i].data;
+		m->entries[i].index = init[i].index;
+		m->entries[i].data = init[i].data;
 	}
-	int ret = ioctl(v->kfd.fd, KVM_SET_MSRS, &m);
+	int ret = ioctl(v->kfd.fd, KVM_SET_MSRS, m);
 
 	if (ret != (int)n)
 		log_debug("vcpu", "vCPU %u: KVM_SET_MSRS set %d of %u boot MSRs",

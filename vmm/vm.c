@@ -337,6 +337,8 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason why, uint32_t value,
 
 void vm_stop(struct vm *vm)
 {
+	if (!vm->initialized || !vm->vcpus)
+		return;
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_PAUSED) {
 		vm->state = VM_STATE_STOPPING;
@@ -365,6 +367,7 @@ void vm_destroy(struct vm *vm)
 			kvm_destroy_vcpu(&vm->kvm, &vm->vcpus[i].kfd);
 		free(vm->vcpus);
 		vm->vcpus = NULL;
+		vm->nr_vcpus = 0;
 	}
 	if (vm->mem.base)
 		munmap(vm->mem.base, vm->mem.size);

@@ -137,6 +137,19 @@ class Vmm:
             time.sleep(0.05)
         raise TestFailure("API socket never answered")
 
+    def wait_api_socket(self, timeout=10):
+        """Wait for the API socket (and, for --incoming, the listener)."""
+        incoming = "--incoming" in self.cmd
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.api and os.path.exists(self.api) and \
+                    (not incoming or "waiting for an incoming" in self.stderr()):
+                return
+            if self.proc.poll() is not None:
+                raise TestFailure(f"tern-vmm exited: {self.stderr()[-500:]!r}")
+            time.sleep(0.05)
+        raise TestFailure("API socket never appeared")
+
     def call(self, method, path, body=None):
         return api_call(self.api, method, path, body)
 
@@ -198,7 +211,76 @@ def run(cmd, timeout=30, input=None):
 def tg_stats(text):
     """Parse 'TG STAT' lines into dicts."""
     out = []
+    text = text[:text.rfind("\n") + 1]     # a line still being written is not parsed
     for line in text.splitlines():
         if line.startswith("TG STAT "):
             out.append(dict(kv.split("=", 1) for kv in line.split()[2:] if "=" in kv))
     return out
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tg_last(text, cpu=None):
+    """The last STAT line (of one CPU, if given)."""
+    stats = [s for s in tg_stats(text) if cpu is None or s["cpu"] == str(cpu)]
+    return stats[-1] if stats else None
+
+
+def check_no_errors(text, where):
+    bad = [l for l in text.splitlines() if l.startswith(("TG ERROR", "TG FAULT"))]
+    check(not bad, f"{where}: guest reported {bad[:3]}")
+    stats = tg_stats(text)
+    check(all(s["errors"] == "0" for s in stats), f"{where}: STAT lines with errors")
+
+
+class Pair:
+    """A source VMM running the test guest and a destination waiting on
+    --incoming, each with its own console log and API socket."""
+
+    def __init__(self, guest_cmdline, memory="256M", vcpus=1):
+        self.port = free_port()
+        self.uri = f"tcp:127.0.0.1:{self.port}"
+        self.dst = Vmm(["--incoming", self.uri])
+        self.src = Vmm(["--kernel", GUEST, "--memory", memory, "--vcpus", str(vcpus),
+                        "--cmdline", guest_cmdline])
+
+    def wait_ready(self, stats_per_cpu=1, timeout=120):
+        self.dst.wait_api_socket()
+        self.src.wait_for(r"^TG FILLED", timeout=timeout)
+        self.src.wait_for(r"^TG STAT ", timeout=30)
+
+    def migrate(self, *extra, wait=True, timeout=120):
+        cmd = [CLI, "--vmm", self.src.api, "migrate", self.uri] + list(extra)
+        if wait:
+            cmd.append("--wait")
+        return run(cmd, timeout=timeout)
+
+    def status(self):
+        st, m = self.src.call("GET", "/vm/migration")
+        check(st == 200, f"migration status: {st} {m}")
+        return m
+
+    def wait_state(self, states, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = self.status()
+            if m["state"] in states:
+                return m
+            time.sleep(0.05)
+        raise TestFailure(f"migration never reached {states}: {self.status()}")
+
+    def close(self):
+        self.src.kill()
+        self.dst.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

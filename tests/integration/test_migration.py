@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""test_migration.py - live migration between two real tern-vmm processes
+over loopback TCP, with the test guest as the integrity oracle: it keeps
+verifying every page it wrote, so a page lost or stale on the destination
+shows up as a TG ERROR line there."""
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (CLI, Pair, Tap, Vmm, check, check_no_errors,  # noqa: E402
+                     free_port, run, tg_last, tg_stats)
+
+tap = Tap()
+
+
+def wait_verified_sweep(vm, start_offset, timeout=120):
+    """Wait until the guest, after console offset `start_offset`, has
+    verified at least one whole sweep of its memory (pool size)."""
+    pool = int(re.search(r"pool_mib=(\d+)", vm.output()).group(1)) if \
+        re.search(r"pool_mib=(\d+)", vm.output()) else None
+    deadline = time.time() + timeout
+    first = None
+    while time.time() < deadline:
+        stats = [s for s in tg_stats(vm.output()[start_offset:]) if s["cpu"] == "0"]
+        if stats:
+            first = first or stats[0]
+            done = int(stats[-1]["verified_mib"]) - int(first["verified_mib"])
+            if pool is None or done >= pool:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"guest did not verify a full sweep within {timeout}s")
+
+
+def check_migrated(p, cli, where):
+    check(cli.returncode == 0, f"{where}: migrate exit {cli.returncode}: {cli.stdout[-600:]} {cli.stderr}")
+    check("migration completed" in cli.stdout and "downtime:" in cli.stdout,
+          f"{where}: summary: {cli.stdout[-600:]!r}")
+    rc = p.src.wait_exit(15)
+    check(rc == 0 and "migrated to" in p.src.stderr(), f"{where}: source exit {rc}: {p.src.stderr()!r}")
+    st, info = p.dst.call("GET", "/vm")
+    check(st == 200 and info["state"] == "running", f"{where}: destination {st} {info}")
+
+
+@tap.case()
+def migrates_idle_guest_and_clock_continues():
+    with Pair("tg.wss=16M tg.rate=0 tg.report_ms=200", memory="256M") as p:
+        p.wait_ready()
+        src_before = len(p.src.output())
+        cli = p.migrate()
+        check_migrated(p, cli, "idle")
+        last_src = tg_last(p.src.output())
+        p.dst.wait_for(r"^TG STAT ", timeout=20)
+        first_dst = tg_stats(p.dst.output())[0]
+        downtime = int(re.search(r"downtime:\s+(\d+) ms", cli.stdout).group(1))
+        jump = int(first_dst["t_ms"]) - int(last_src["t_ms"])
+        # the guest clock goes on from where it was: no reset, no jump
+        # beyond one report interval plus the measured downtime (+ slack
+        # for host scheduling between the two processes)
+        check(0 < jump <= 2 * 200 + downtime + 1000,
+              f"guest clock jumped {jump} ms (downtime {downtime} ms)")
+        wait_verified_sweep(p.dst, 0)
+        check_no_errors(p.src.output(), "source")
+        check_no_errors(p.dst.output(), "destination")
+        check(src_before > 0, "source printed nothing")
+
+
+@tap.case()
+def migrates_smp_guest_under_heavy_writes():
+    with Pair("tg.wss=96M tg.rate=max tg.report_ms=250", memory="256M", vcpus=2) as p:
+        p.wait_ready()
+        cli = p.migrate()
+        check_migrated(p, cli, "heavy writes")
+        for cpu in (0, 1):
+            p.dst.wait_for(rf"^TG STAT .*cpu={cpu} ", timeout=30)
+        wait_verified_sweep(p.dst, 0)
+        out = p.dst.output()
+        check(int(tg_last(out, 1)["writes_mib"]) > 0, "vCPU 1 stopped writing")
+        check_no_errors(out, "destination")
+
+
+def guest_keeps_running(vm, where, timeout=20):
+    n = len(vm.output())
+    vm.wait_for(r"^TG STAT ", timeout=timeout, start=n)
+    st, info = vm.call("GET", "/vm")
+    check(info["state"] == "running", f"{where}: source VM {info['state']}")
+    check_no_errors(vm.output(), where)
+
+
+@tap.case()
+def cancel_at_several_points_keeps_source_running():
+    # (a) right after start, (b) during pass 1, (c) during later passes of a
+    # migration that cannot converge (guest dirties faster than the cap)
+    for when, cmdline, bw in (("setup", "tg.wss=32M tg.rate=0", "5"),
+                              ("pass1", "tg.wss=32M tg.rate=0", "5"),
+                              ("passN", "tg.wss=64M tg.rate=max tg.fill=0", "20")):
+        with Pair(cmdline + " tg.report_ms=200", memory="256M") as p:
+            p.wait_ready()
+            r = p.migrate("--bandwidth", bw, wait=False)
+            check(r.returncode == 0, f"{when}: start: {r.stderr}")
+            if when == "pass1":
+                p.wait_state({"active"})
+            elif when == "passN":
+                deadline = time.time() + 60
+                while p.status()["pass"] < 3 and time.time() < deadline:
+                    time.sleep(0.1)
+                check(p.status()["pass"] >= 3, f"never reached pass 3: {p.status()}")
+            r = run([CLI, "--vmm", p.src.api, "migrate-cancel"])
+            check(r.returncode == 0, f"{when}: cancel: {r.stderr}")
+            m = p.wait_state({"cancelled", "failed", "completed"})
+            check(m["state"] == "cancelled", f"{when}: state {m}")
+            rc = p.dst.wait_exit(40)
+            check(rc != 0, f"{when}: destination exit {rc}")
+            guest_keeps_running(p.src, f"cancel {when}")
+            r = run([CLI, "--vmm", p.src.api, "migrate-cancel"])
+            check(r.returncode == 1, f"{when}: second cancel accepted")
+
+
+@tap.case()
+def destination_killed_midway_source_continues():
+    with Pair("tg.wss=32M tg.rate=0 tg.report_ms=200", memory="256M") as p:
+        p.wait_ready()
+        check(p.migrate("--bandwidth", "10", wait=False).returncode == 0, "start")
+        p.wait_state({"active"})
+        time.sleep(0.5)
+        p.dst.proc.send_signal(signal.SIGKILL)
+        m = p.wait_state({"failed", "cancelled", "completed"})
+        check(m["state"] == "failed" and m.get("error"), f"state after dest kill: {m}")
+        guest_keeps_running(p.src, "dest killed")
+
+
+@tap.case()
+def source_killed_midway_destination_exits():
+    with Pair("tg.wss=32M tg.rate=0 tg.report_ms=200", memory="256M") as p:
+        p.wait_ready()
+        check(p.migrate("--bandwidth", "10", wait=False).returncode == 0, "start")
+        p.wait_state({"active"})
+        time.sleep(0.5)
+        p.src.proc.send_signal(signal.SIGKILL)
+        rc = p.dst.wait_exit(40)
+        check(rc == 1, f"destination exit {rc}")
+        err = p.dst.stderr().strip().splitlines()[-1]
+        check("incoming migration failed" in err, f"destination stderr {err!r}")
+        check(not os.path.exists(p.dst.api), "destination left its API socket behind")
+
+
+def dest_rejects(payload, needle):
+    port = free_port()
+    with Vmm(["--incoming", f"tcp:127.0.0.1:{port}"]) as d:
+        d.wait_api_socket()
+        s = socket.create_connection(("127.0.0.1", port))
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(10)
+            reply = b""
+            while True:
+                try:
+                    chunk = s.recv(4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                reply += chunk
+        finally:
+            s.close()
+        rc = d.wait_exit(20)
+        err = d.stderr().strip().splitlines()[-1]
+        check(rc == 1, f"exit {rc} for {needle!r}")
+        check(needle in err, f"stderr {err!r} lacks {needle!r}")
+        return reply
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def header(major=1, minor=0, features=0, page=4096, arch=1):
+    h = b"TERNMIG\n" + struct.pack("<HHIIHHI", major, minor, features, page, arch, 0, 0)
+    return h + struct.pack("<I", crc32c(h))
+
+
+def record(rtype, payload, flags=0, section=0):
+    return struct.pack("<HHIQ", rtype, flags, section, len(payload)) + payload
+
+
+@tap.case()
+def hostile_streams_are_refused():
+    dest_rejects(b"GET / HTTP/1.1\r\n\r\n" + b"x" * 100, "magic")
+    dest_rejects(b"TERNMIG\n\x01\x00", "truncated")
+    dest_rejects(header(major=2), "major")
+    reply = dest_rejects(header() + record(1, b'{"memory": 1, "vcpus": 1}'), "memory")
+    check(b"memory" in reply, f"destination did not tell the source why: {reply!r}")
+    cfg = b'{"memory": 268435456, "vcpus": 1, "kernel": "k", "initrd": "", "cmdline": ""}'
+    dest_rejects(header() + record(1, cfg) + record(3, struct.pack("<IQ", 9, 0) + b"\0" * 4096),
+                 "RAM")
+    dest_rejects(header() + record(1, cfg) + record(0x7777, b""), "0x7777")
+    dest_rejects(header() + struct.pack("<HHIQ", 1, 0, 0, 1 << 40), "limit")
+
+
+class Proxy(threading.Thread):
+    """Forwards source -> destination, corrupting one byte at `offset` or
+    cutting the connection after `cut` bytes; destination -> source as is."""
+
+    def __init__(self, dst_port, offset=None, cut=None):
+        super().__init__(daemon=True)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.port = self.lsock.getsockname()[1]
+        self.dst_port, self.offset, self.cut = dst_port, offset, cut
+
+    def run(self):
+        a, _ = self.lsock.accept()
+        b = socket.create_connection(("127.0.0.1", self.dst_port))
+
+        def back():
+            try:
+                while True:
+                    d = b.recv(65536)
+                    if not d:
+                        break
+                    a.sendall(d)
+            except OSError:
+                pass
+            try:
+                a.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        threading.Thread(target=back, daemon=True).start()
+        n = 0
+        try:
+            while True:
+                d = bytearray(a.recv(65536))
+                if not d:
+                    break
+                if self.offset is not None and n <= self.offset < n + len(d):
+                    d[self.offset - n] ^= 0xff
+                if self.cut is not None and n + len(d) >= self.cut:
+                    b.sendall(d[:self.cut - n])
+                    break
+                b.sendall(d)
+                n += len(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+@tap.case()
+def corrupted_or_truncated_in_flight_source_resumes():
+    # byte 9 is in the header's major version; 100000 bytes in is page data
+    # of pass 1, where a cut truncates a RAM_PAGES record
+    for what, kw, needle in (("corrupt header", {"offset": 9}, "major"),
+                             ("truncated", {"cut": 100000}, "")):
+        with Pair("tg.wss=16M tg.rate=0 tg.report_ms=200", memory="256M") as p:
+            p.wait_ready()
+            px = Proxy(p.port, **kw)
+            px.start()
+            r = run([CLI, "--vmm", p.src.api, "migrate", f"tcp:127.0.0.1:{px.port}", "--wait"],
+                    timeout=120)
+            check(r.returncode == 1, f"{what}: migrate exit {r.returncode}: {r.stdout[-300:]}")
+            m = p.status()
+            check(m["state"] == "failed", f"{what}: {m}")
+            check(needle in m.get("error", ""), f"{what}: error {m.get('error')!r}")
+            rc = p.dst.wait_exit(30)
+            check(rc == 1, f"{what}: destination exit {rc}")
+            guest_keeps_running(p.src, what)
+
+
+@tap.case()
+def bad_destinations_fail_cleanly():
+    with Vmm(["--kernel", __import__("harness").GUEST, "--memory", "128M",
+              "--cmdline", "tg.wss=8M tg.report_ms=200"]) as vm:
+        vm.wait_for(r"^TG STAT", timeout=60)
+        r = run([CLI, "--vmm", vm.api, "migrate", "nonsense"])
+        check(r.returncode == 1 and "tcp:HOST:PORT" in r.stderr, f"bad uri: {r.stderr!r}")
+        port = free_port()
+        r = run([CLI, "--vmm", vm.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"])
+        check(r.returncode == 1 and "failed" in r.stdout, f"refused: {r.stdout!r}")
+        st, m = vm.call("GET", "/vm/migration")
+        check("refused" in m.get("error", "").lower(), f"error: {m}")
+        guest_keeps_running(vm, "refused")
+        # a later migration to a real destination still works
+        d = Vmm(["--incoming", f"tcp:127.0.0.1:{port}"])
+        try:
+            d.wait_api_socket()
+            r = run([CLI, "--vmm", vm.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
+                    timeout=120)
+            check(r.returncode == 0, f"retry: {r.stdout[-400:]} {r.stderr}")
+            d.wait_for(r"^TG STAT", timeout=20)
+        finally:
+            d.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(tap.run())
