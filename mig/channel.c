@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "mig.h"
@@ -56,11 +57,15 @@ int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,
 
 void mig_sock_tune(int fd)
 {
+	struct timeval tv = { MIG_IO_TIMEOUT_MS / 1000, 0 };
 	int one = 1, buf = 4 << 20;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	/* a silent peer must not hang us: see MIG_IO_TIMEOUT_MS */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len)

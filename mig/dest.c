@@ -179,6 +179,7 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		close(fd);
 		return err_set(err, ret, "out of memory");
 	}
+	mig_stream_set_timeout(&in, MIG_IO_TIMEOUT_MS);
 	ret = mig_load(&in, &dest_ops, &d, err);
 	if (!ret)
 		ret = dest_handover(&d, fd, err);

@@ -27,6 +27,12 @@ enum mig_ctl_type {
 
 #define MIG_CTL_MSG_MAX 1024
 
+/*
+ * A peer that neither sends nor takes data for this long is gone: the
+ * migration fails (the source resumes, the destination exits).
+ */
+#define MIG_IO_TIMEOUT_MS 30000
+
 int mig_ctl_send(int fd, uint16_t type, const char *msg);
 /* Wait up to timeout_ms for one control record. -ETIMEDOUT, -ECONNRESET.. */
 int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,

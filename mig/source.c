@@ -294,6 +294,7 @@ static int source_run(struct mig_source *m, struct err *err)
 	ret = mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE);
 	if (ret)
 		return err_set(err, ret, "out of memory");
+	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
 	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
 	m->rs.progress = on_progress;
 	m->rs.progress_opaque = m;

@@ -138,19 +138,26 @@ size_t mig_stream_remaining(const struct mig_stream *s)
 
 /* ---- fd helpers ---- */
 
-static int wait_fd(int fd, short events)
+static int wait_fd(int fd, short events, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = events };
 	int rc;
 
 	do
-		rc = poll(&pfd, 1, -1);
+		rc = poll(&pfd, 1, timeout_ms ? timeout_ms : -1);
 	while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		return -ETIMEDOUT;
 	return rc < 0 ? -errno : 0;
 }
 
-/* Retry EINTR, wait out EAGAIN. Returns >= 0 bytes or -errno. */
-static ssize_t io_retry(int fd, const struct iovec *iov, int cnt, bool wr)
+/*
+ * Retry EINTR, wait out EAGAIN (at most timeout_ms when set). Returns >= 0
+ * bytes or -errno. A blocking socket with SO_RCVTIMEO/SO_SNDTIMEO returns
+ * EAGAIN once its own limit passed: then the poll decides.
+ */
+static ssize_t io_retry(int fd, const struct iovec *iov, int cnt, bool wr,
+			int timeout_ms)
 {
 	for (;;) {
 		ssize_t n = wr ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
@@ -162,10 +169,15 @@ static ssize_t io_retry(int fd, const struct iovec *iov, int cnt, bool wr)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		rc = wait_fd(fd, wr ? POLLOUT : POLLIN);
+		rc = wait_fd(fd, wr ? POLLOUT : POLLIN, timeout_ms);
 		if (rc < 0)
 			return rc;
 	}
+}
+
+void mig_stream_set_timeout(struct mig_stream *s, int timeout_ms)
+{
+	s->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
 /* Drop n transferred bytes from the front of an iovec array. */
@@ -188,7 +200,7 @@ static int writev_all(struct mig_stream *s, struct iovec *iov, int cnt)
 {
 	cnt = iov_advance(&iov, cnt, 0);
 	while (cnt > 0) {
-		ssize_t n = io_retry(s->fd, iov, MIN(cnt, IOV_MAX), true);
+		ssize_t n = io_retry(s->fd, iov, MIN(cnt, IOV_MAX), true, s->timeout_ms);
 
 		if (n <= 0)
 			return mig_stream_set_error(s, n ? (int)n : -EIO,
@@ -233,7 +245,7 @@ static int readv_all(struct mig_stream *s, struct iovec *iov, int cnt,
 
 	cnt = iov_advance(&iov, cnt, 0);
 	while (cnt > 0) {
-		ssize_t n = io_retry(s->fd, iov, MIN(cnt, IOV_MAX), false);
+		ssize_t n = io_retry(s->fd, iov, MIN(cnt, IOV_MAX), false, s->timeout_ms);
 
 		if (n < 0)
 			return read_failed(s, n);
@@ -255,7 +267,7 @@ static ssize_t fill_some(struct mig_stream *s)
 		s->pos = s->len = 0;
 	iov.iov_base = s->buf + s->len;
 	iov.iov_len = s->cap - s->len;
-	n = io_retry(s->fd, &iov, 1, false);
+	n = io_retry(s->fd, &iov, 1, false, s->timeout_ms);
 	if (n < 0)
 		return read_failed(s, n);
 	s->len += (size_t)n;

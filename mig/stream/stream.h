@@ -139,6 +139,8 @@ struct mig_stream {
 	uint16_t rec_flags;	/* writer: flags added to every record */
 	uint16_t cur_flags;	/* writer: flags of the record being written */
 	uint32_t page_size;	/* writer: from mig_stream_put_header() */
+	int timeout_ms;		/* fd I/O: give up after this long without
+				 * progress (-ETIMEDOUT); 0 = wait forever */
 	struct err err;		/* sticky first error */
 };
 
@@ -154,6 +156,12 @@ void mig_stream_init_mem_reader(struct mig_stream *s, const void *data,
 				size_t len);
 /* Buffered reader from an fd (not closed by fini). */
 int mig_stream_init_fd_reader(struct mig_stream *s, int fd, size_t bufsize);
+/*
+ * fd streams: fail with -ETIMEDOUT when the peer neither sends nor takes
+ * data for timeout_ms (0: wait forever). Non-blocking fds are polled with
+ * the limit; for blocking sockets also set SO_RCVTIMEO/SO_SNDTIMEO.
+ */
+void mig_stream_set_timeout(struct mig_stream *s, int timeout_ms);
 /* Frees buffers; does not flush and does not close the fd. */
 void mig_stream_fini(struct mig_stream *s);
 

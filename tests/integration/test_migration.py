@@ -255,6 +255,7 @@ class Proxy(threading.Thread):
             pass
         for s in (a, b):
             try:
+                s.shutdown(socket.SHUT_RDWR)   # wakes the other thread's recv
                 s.close()
             except OSError:
                 pass
