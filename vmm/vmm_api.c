@@ -167,7 +167,7 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	ready = ctl.vm_ready;
 	pthread_mutex_unlock(&ctl.lock);
 	if (!ready)
-		return err_set(err, -EBUSY, "no VM yet: waiting for an incoming migration");
+		return err_set(err, -EBUSY, "no VM yet: it is booting or waiting for an incoming migration");
 
 	switch (req->action) {
 	case API_ACTION_GET_INFO:

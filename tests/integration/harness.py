@@ -129,7 +129,9 @@ class Vmm:
         while time.time() < deadline:
             if os.path.exists(self.api):
                 try:
-                    return self.call("GET", "/vm")
+                    st, body = self.call("GET", "/vm")
+                    if st != 409:       # 409: the VM is still being set up
+                        return st, body
                 except OSError:
                     pass
             if self.proc.poll() is not None:

@@ -84,7 +84,7 @@ def pause_and_resume_with_cli():
         r = run([CLI, "--vmm", vm.api, "resume"])
         check(r.returncode == 0, f"resume: {r.stderr}")
         paused_ms = (time.time() - t_pause) * 1000
-        vm.wait_for(r"^TG STAT ", timeout=10, start=before)
+        vm.wait_for(r"^TG STAT .*maxstall_all_us=\d+\n", timeout=10, start=before)
         nxt = tg_stats(vm.output()[before:])[0]
         jump = int(nxt["t_ms"]) - int(last["t_ms"])
         # nothing ran while paused, and the guest's clock (TSC) kept going
