@@ -18,6 +18,7 @@ const char *mig_ctl_name(uint16_t type)
 	case MIG_CTL_GO: return "GO";
 	case MIG_CTL_RUNNING: return "RUNNING";
 	case MIG_CTL_ERROR: return "ERROR";
+	case MIG_CTL_ACK: return "ACK";
 	default: return "?";
 	}
 }
@@ -99,7 +100,7 @@ int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,
 			       ret == -ECONNRESET ? "closed by peer" : strerror(-ret));
 	*type = rd16(hdr);
 	len = rd64(hdr + 8);
-	if (*type < MIG_CTL_READY || *type > MIG_CTL_ERROR || rd16(hdr + 2) || rd32(hdr + 4))
+	if (*type < MIG_CTL_READY || *type > MIG_CTL_ACK || rd16(hdr + 2) || rd32(hdr + 4))
 		return err_set(err, -EPROTO, "bad control record (type 0x%x)", *type);
 	if (len > MIG_CTL_MSG_MAX)
 		return err_set(err, -EMSGSIZE, "control record %s: %llu bytes is over the limit",

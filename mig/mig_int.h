@@ -23,6 +23,7 @@ enum mig_ctl_type {
 	MIG_CTL_GO = MIG_REC_RP_FIRST + 2,	/* src: ownership passes to dst */
 	MIG_CTL_RUNNING = MIG_REC_RP_FIRST + 3,	/* dst: vCPUs are running */
 	MIG_CTL_ERROR = MIG_REC_RP_FIRST + 4,	/* either: one-line reason */
+	MIG_CTL_ACK = MIG_REC_RP_FIRST + 5,	/* dst: processed up to ITER_END n */
 };
 
 #define MIG_CTL_MSG_MAX 1024
