@@ -288,7 +288,7 @@ int main(int argc, char **argv)
 
 	log_init_from_env();
 	if (vmm_options_parse(argc, argv, &m.opt, &err)) {
-		fprintf(stderr, "tern-vmm: %s\n(see tern-vmm --help)\n", err.msg);
+		fprintf(stderr, "tern-vmm: %s (see tern-vmm --help)\n", err.msg);
 		return EXIT_USAGE;
 	}
 	if (m.opt.help) {
