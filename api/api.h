@@ -32,6 +32,13 @@ struct api_migrate_params {
 	char uri[256];			/* tcp:HOST:PORT (required) */
 	uint64_t downtime_ms;		/* 0: default (300) */
 	uint64_t bandwidth_mibs;	/* MiB/s; 0: unlimited */
+	char auto_converge[8];		/* "auto" (default), "on", "off" */
+	uint64_t throttle_initial;	/* %; 0: default (20) */
+	uint64_t throttle_increment;	/* %; 0: default (10) */
+	uint64_t throttle_max;		/* %; 0: default (99) */
+	uint64_t completion_timeout_per_gib; /* s; 0: default (150) */
+	uint64_t progress_timeout_s;	/* s; 0: default (150) */
+	char timeout_action[8];		/* "abort" (default) or "force" */
 };
 
 /*
@@ -84,6 +91,9 @@ struct api_migration_info {
 	uint64_t pages_zero;
 	uint64_t downtime_limit_ms;
 	uint64_t bandwidth_limit_bps;	/* 0: unlimited */
+	uint32_t throttle_pct;		/* auto-converge throttle in force */
+	uint32_t progress_pct;		/* 0..100, never goes back */
+	char strategy[128];		/* what the engine does and why */
 	char error[256];
 };
 

@@ -104,6 +104,14 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 		"downtime_limit_ms", api_json_u64(m->downtime_limit_ms),
 		"bandwidth_limit_bps", api_json_u64(m->bandwidth_limit_bps));
 
+	if (o) {
+		char strategy[sizeof(m->strategy) + 1];
+
+		json_object_set_new(o, "throttle_pct", json_integer(m->throttle_pct));
+		json_object_set_new(o, "progress_pct", json_integer(m->progress_pct));
+		json_object_set_new(o, "strategy",
+				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
+	}
 	if (o && m->error[0])
 		json_object_set_new(o, "error",
 				    json_string(api_clean(m->error, sizeof(m->error), error)));

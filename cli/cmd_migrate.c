@@ -42,17 +42,22 @@ static bool final_state(const char *s)
 
 static void print_progress(const json_t *o, bool tty)
 {
-	char tr[32], rem[32], dr[32], tp[32];
+	char tr[32], rem[32], dr[32], tp[32], eta[24];
 
-	printf("%s%-10s pass %-3" PRIu64 " sent %10s  remaining %10s  dirty %10s/s  "
-	       "throughput %10s/s  exp. downtime %4" PRIu64 " ms  ETA %5.1f s%s",
-	       tty ? "\r" : "", jstr(o, "state"), jget(o, "pass"),
+	if (jget(o, "eta_ms"))
+		snprintf(eta, sizeof(eta), "%5.1f s", jget(o, "eta_ms") / 1000.0);
+	else
+		snprintf(eta, sizeof(eta), "    -  ");
+
+	printf("%s%-10s %3" PRIu64 "%%  pass %-3" PRIu64 " sent %10s  remaining %10s  dirty %10s/s  "
+	       "throughput %10s/s  exp. downtime %4" PRIu64 " ms  ETA %s  throttle %2" PRIu64 "%%%s",
+	       tty ? "\r" : "", jstr(o, "state"), jget(o, "progress_pct"), jget(o, "pass"),
 	       fmt_bytes(jget(o, "transferred_bytes"), tr, sizeof(tr)),
 	       fmt_bytes(jget(o, "remaining_bytes"), rem, sizeof(rem)),
 	       fmt_bytes(jget(o, "dirty_rate_bps"), dr, sizeof(dr)),
 	       fmt_bytes(jget(o, "throughput_bps"), tp, sizeof(tp)),
-	       jget(o, "expected_downtime_ms"), jget(o, "eta_ms") / 1000.0,
-	       tty ? "  " : "\n");
+	       jget(o, "expected_downtime_ms"), eta,
+	       jget(o, "throttle_pct"), tty ? "  " : "\n");
 	fflush(stdout);
 }
 
@@ -77,6 +82,8 @@ static void print_summary(const json_t *o)
 	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero\n",
 	       jget(o, "pages_normal"), jget(o, "pages_zero"));
 	printf("  passes:      %" PRIu64 "\n", jget(o, "pass"));
+	if (*jstr(o, "strategy"))
+		printf("  strategy:    %s\n", jstr(o, "strategy"));
 }
 
 /* Poll until a final state; returns the exit status. */
@@ -114,50 +121,96 @@ static int wait_migration(struct cli_ctx *ctx)
 	return status;
 }
 
-static int parse_num(const char *opt, const char *v, uint64_t max, uint64_t *out)
+/* Numeric options of `migrate`, each a field of POST /vm/migrate. */
+static const struct {
+	const char *opt, *field;
+	uint64_t min, max;
+} num_opts[] = {
+	{ "--downtime-ms", "downtime_ms", 1, 600000 },
+	{ "--bandwidth", "bandwidth_mibs", 1, 1 << 20 },
+	{ "--throttle-initial", "throttle_initial", 1, 99 },
+	{ "--throttle-increment", "throttle_increment", 1, 99 },
+	{ "--throttle-max", "throttle_max", 1, 99 },
+	{ "--completion-timeout", "completion_timeout_per_gib", 1, 1000000 },
+	{ "--progress-timeout", "progress_timeout_s", 1, 1000000 },
+};
+
+/* Word options: value checked by the server too. */
+static const struct {
+	const char *opt, *field, *choices[4];
+} word_opts[] = {
+	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
+	{ "--timeout-action", "timeout_action", { "abort", "force", NULL } },
+};
+
+static int migrate_option(json_t *body, int argc, char **argv, int *i)
 {
-	if (!v || parse_uint(v, 1, max, out))
-		return cli_usage_error("migrate: %s needs a number from 1 to %" PRIu64, opt, max);
-	return 0;
+	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+
+	for (size_t k = 0; k < sizeof(num_opts) / sizeof(num_opts[0]); k++) {
+		uint64_t n;
+
+		if (strcmp(argv[*i], num_opts[k].opt))
+			continue;
+		if (!v || parse_uint(v, num_opts[k].min, num_opts[k].max, &n))
+			return cli_usage_error("migrate: %s needs a number from %" PRIu64 " to %" PRIu64,
+					       num_opts[k].opt, num_opts[k].min, num_opts[k].max);
+		json_object_set_new(body, num_opts[k].field, json_integer((json_int_t)n));
+		++*i;
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(word_opts) / sizeof(word_opts[0]); k++) {
+		bool ok = false;
+
+		if (strcmp(argv[*i], word_opts[k].opt))
+			continue;
+		for (size_t c = 0; v && word_opts[k].choices[c]; c++)
+			ok |= !strcmp(v, word_opts[k].choices[c]);
+		if (!ok)
+			return cli_usage_error("migrate: %s needs one of: %s%s%s%s%s",
+					       word_opts[k].opt, word_opts[k].choices[0],
+					       word_opts[k].choices[1] ? ", " : "",
+					       word_opts[k].choices[1] ? word_opts[k].choices[1] : "",
+					       word_opts[k].choices[2] ? ", " : "",
+					       word_opts[k].choices[2] ? word_opts[k].choices[2] : "");
+		json_object_set_new(body, word_opts[k].field, json_string(v));
+		++*i;
+		return 0;
+	}
+	return -1;
 }
 
 static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 {
-	uint64_t downtime = 0, bw = 0;
+	json_t *body = json_object(), *reply = NULL;
 	const char *uri = NULL;
 	bool wait = false;
-	json_t *body, *reply = NULL;
+	int status = CLI_EXIT_OK;
 	char *b;
-	int status;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc && status == CLI_EXIT_OK; i++) {
 		int r = cli_common_option(ctx, argc, argv, &i);
 
 		if (r > 0)
-			return r;
-		if (r == 0)
+			status = r;
+		if (r >= 0)
 			continue;
-		r = 0;
 		if (!strcmp(argv[i], "--wait"))
 			wait = true;
-		else if (!strcmp(argv[i], "--downtime-ms"))
-			r = parse_num("--downtime-ms", i + 1 < argc ? argv[++i] : NULL, 600000, &downtime);
-		else if (!strcmp(argv[i], "--bandwidth"))
-			r = parse_num("--bandwidth", i + 1 < argc ? argv[++i] : NULL, 1 << 20, &bw);
+		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
+			status = r ? r : status;
 		else if (argv[i][0] != '-' && !uri)
 			uri = argv[i];
 		else
-			return cli_usage_error("migrate: unexpected argument '%s'", argv[i]);
-		if (r)
-			return r;
+			status = cli_usage_error("migrate: unexpected argument '%s'", argv[i]);
 	}
-	if (!uri)
-		return cli_usage_error("migrate: give the destination, e.g. tcp:HOST:PORT");
-	body = json_pack("{s:s}", "uri", uri);
-	if (downtime)
-		json_object_set_new(body, "downtime_ms", json_integer((json_int_t)downtime));
-	if (bw)
-		json_object_set_new(body, "bandwidth_mibs", json_integer((json_int_t)bw));
+	if (status == CLI_EXIT_OK && !uri)
+		status = cli_usage_error("migrate: give the destination, e.g. tcp:HOST:PORT");
+	if (status != CLI_EXIT_OK) {
+		json_decref(body);
+		return status;
+	}
+	json_object_set_new(body, "uri", json_string(uri));
 	b = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (wait) {
@@ -211,7 +264,7 @@ static int cli_cmd_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 const struct cli_cmd cli_migrate_cmds[] = {
-	{ "migrate", "URI [--downtime-ms N] [--bandwidth MIB/S] [--wait]",
+	{ "migrate", "URI [OPTIONS]",
 	  "live-migrate the VM to a tern-vmm --incoming URI", cli_cmd_migrate },
 	{ "migrate-status", "", "show the migration's progress or result",
 	  cli_cmd_migrate_status },

@@ -60,6 +60,17 @@ static void cli_help(FILE *f)
 				 *c->args ? " " : "", c->args);
 			fprintf(f, "  %-14s %s\n", synopsis, c->summary);
 		}
+	fputs("\nmigrate URI options (URI is tcp:HOST:PORT of a tern-vmm --incoming):\n"
+	      "  --wait                      show progress until it ends; exit 0 only if the VM moved\n"
+	      "  --downtime-ms N             longest pause allowed (default 300)\n"
+	      "  --bandwidth MIB             link cap in MiB/s (default unlimited)\n"
+	      "  --auto-converge auto|on|off throttle vCPUs when passes stop shrinking (default auto)\n"
+	      "  --throttle-initial PCT      first throttle (default 20)\n"
+	      "  --throttle-increment PCT    added each time (default 10)\n"
+	      "  --throttle-max PCT          at most (default 99)\n"
+	      "  --completion-timeout S      seconds per GiB of guest RAM (default 150)\n"
+	      "  --progress-timeout S        seconds without progress (default 150)\n"
+	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"

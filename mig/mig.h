@@ -23,11 +23,31 @@ struct vm_config;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
 
+enum mig_auto_converge {
+	MIG_AC_INVALID = 0,
+	MIG_AC_AUTO,			/* throttle only if passes stop shrinking (default) */
+	MIG_AC_ON,			/* same rule, chosen explicitly */
+	MIG_AC_OFF,			/* never throttle: plain pre-copy */
+};
+
+enum mig_timeout_action {
+	MIG_TA_INVALID = 0,
+	MIG_TA_ABORT,			/* give up; the VM keeps running here (default) */
+	MIG_TA_FORCE,			/* pause the guest and finish, whatever the downtime */
+};
+
 struct mig_params {
 	uint32_t downtime_ms;		/* max pause; default 300 (QEMU's) */
 	uint64_t bandwidth;		/* bytes/s; 0 = unlimited (default) */
 	uint32_t max_passes;		/* give up converging after this many; 0 = 1000 */
 	uint32_t handover_timeout_ms;	/* wait for the destination's READY/RUNNING */
+	enum mig_auto_converge auto_converge;
+	uint32_t throttle_initial;	/* % when throttling starts; default 20 */
+	uint32_t throttle_increment;	/* % added each time; default 10 */
+	uint32_t throttle_max;		/* % at most; default 99 */
+	uint32_t completion_timeout_per_gib; /* s per GiB of RAM (min 1 GiB); default 150; 0 = none */
+	uint32_t progress_timeout_s;	/* s without a new low of remaining data; default 150; 0 = none */
+	enum mig_timeout_action timeout_action;
 };
 
 void mig_params_init(struct mig_params *p);
@@ -64,6 +84,9 @@ struct mig_stats {
 	uint64_t pages_zero;		/* zero pages: skipped or sent as markers */
 	uint32_t downtime_limit_ms;
 	uint64_t bandwidth_limit;
+	uint32_t throttle_pct;		/* auto-converge throttle now */
+	uint32_t progress_pct;		/* 0..100, never goes back */
+	char strategy[128];		/* what the engine does and why */
 	char error[256];
 };
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "converge.h"
 #include "mig_int.h"
 #include "migratable.h"
 #include "util.h"
@@ -39,6 +40,9 @@ struct mig_source {
 	atomic_bool cancel;
 	bool committed;			/* GO sent: never resume here */
 	bool paused_by_us;
+	bool forcing;			/* timeout_action force: stop after this pass */
+	unsigned throttle_applied;	/* % currently set on the VM */
+	struct converge conv;
 	int fd;
 	uint64_t start_ns, stop_ns;
 	struct mig_stream out;
@@ -53,6 +57,13 @@ void mig_params_init(struct mig_params *p)
 	p->downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
 	p->max_passes = DEFAULT_MAX_PASSES;
 	p->handover_timeout_ms = DEFAULT_HANDOVER_MS;
+	p->auto_converge = MIG_AC_AUTO;
+	p->throttle_initial = 20;		/* QEMU's defaults */
+	p->throttle_increment = 10;
+	p->throttle_max = 99;
+	p->completion_timeout_per_gib = 150;	/* upstream KubeVirt's */
+	p->progress_timeout_s = 150;
+	p->timeout_action = MIG_TA_ABORT;
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -97,17 +108,31 @@ static int peer_error(struct mig_source *m, struct err *err);
 /* After every batch: publish counters; stop early if the peer gave up. */
 static int on_progress(void *opaque, struct err *err)
 {
-	update_counters(opaque);
-	return peer_error(opaque, err);
+	struct mig_source *m = opaque;
+
+	update_counters(m);
+	/* a pass on a slow link can outlast a timeout: check it here too */
+	if (m->st.state == MIG_STATE_ACTIVE && !m->forcing &&
+	    converge_timed_out(&m->conv, time_now_ns())) {
+		if (m->conv.p.timeout_action != MIG_TA_FORCE)
+			return err_set(err, -ETIMEDOUT, "%s", m->conv.why);
+		m->forcing = true;	/* finish this pass, then stop and copy */
+	}
+	return peer_error(m, err);
 }
 
-/* After a sync: rates, predictions, and whether to stop now. */
-static bool plan_after_sync(struct mig_source *m, uint64_t dirty_pages,
-			    uint64_t prev_pages, uint64_t pass_ns,
-			    uint64_t pass_send_bytes, uint64_t pass_send_ns)
+/*
+ * After a sync: measure, predict, and let the policy (converge.c) decide
+ * whether to stop, go on (perhaps throttled), or act on a timeout.
+ */
+static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass,
+					     uint64_t dirty_pages, uint64_t prev_pages,
+					     uint64_t pass_ns, uint64_t pass_send_bytes,
+					     uint64_t pass_send_ns)
 {
-	uint64_t dirty = dirty_pages * VM_PAGE_SIZE, bw, est_ms;
-	bool stop;
+	struct converge_pass cp = { .pass = pass, .now_ns = time_now_ns() };
+	enum converge_verdict v;
+	uint64_t bw;
 
 	pthread_mutex_lock(&m->lock);
 	if (pass_send_bytes >= (4ULL << 20) && pass_send_ns)
@@ -115,21 +140,37 @@ static bool plan_after_sync(struct mig_source *m, uint64_t dirty_pages,
 	bw = m->st.throughput ? m->st.throughput : ASSUMED_BANDWIDTH;
 	if (m->p.bandwidth && m->p.bandwidth < bw)
 		bw = m->p.bandwidth;
-	m->st.dirty_rate = pass_ns ? dirty * 1000000000ULL / pass_ns : 0;
-	m->st.remaining = dirty;
-	est_ms = dirty * 1000 / bw;
-	m->st.expected_downtime_ms = est_ms;
-	m->st.eta_ms = bw > m->st.dirty_rate ?
-		       dirty * 1000 / (bw - m->st.dirty_rate) : 0;
-	/*
-	 * Stop when the rest fits the downtime limit and another pass would
-	 * not shrink it much (a guest's dirty set converges to what it writes
-	 * during one pass; more passes past that only cost time).
-	 */
-	stop = est_ms <= m->p.downtime_ms &&
-	       (dirty_pages == 0 || dirty_pages * 4 >= prev_pages * 3 || est_ms < 2);
+	cp.dirty_bytes = dirty_pages * VM_PAGE_SIZE;
+	cp.prev_dirty_bytes = prev_pages * VM_PAGE_SIZE;
+	cp.sent_bytes = pass_send_bytes;
+	cp.bandwidth = bw;
+	cp.dirty_rate = pass_ns ? cp.dirty_bytes * 1000000000ULL / pass_ns : 0;
+	cp.expected_downtime_ms = cp.dirty_bytes * 1000 / bw;
+	v = converge_after_pass(&m->conv, &cp);
+	m->st.dirty_rate = cp.dirty_rate;
+	m->st.remaining = cp.dirty_bytes;
+	m->st.expected_downtime_ms = cp.expected_downtime_ms;
+	m->st.throughput = bw;		/* what the link carries, cap included */
+	/* the time to drain the rest at the net rate; unknown when not shrinking */
+	m->st.eta_ms = bw > cp.dirty_rate + cp.dirty_rate / 8 ?
+		       cp.dirty_bytes * 1000 / (bw - cp.dirty_rate) : 0;
+	m->st.progress_pct = m->conv.progress_pct;
+	m->st.throttle_pct = m->conv.throttle;
+	str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
 	pthread_mutex_unlock(&m->lock);
-	return stop;
+	return v;
+}
+
+/* Apply the policy's throttle to the vCPUs (auto-converge). */
+static int apply_throttle(struct mig_source *m, struct err *err)
+{
+	if (m->conv.throttle == m->throttle_applied)
+		return 0;
+	int ret = vm_set_throttle(m->vm, m->conv.throttle, err);
+
+	if (!ret)
+		m->throttle_applied = m->conv.throttle;
+	return ret;
 }
 
 /*
@@ -202,6 +243,19 @@ static int end_pass(struct mig_source *m, uint32_t pass, struct err *err)
 	return 0;
 }
 
+/* A timeout passed: abort (the VM stays here) or force the end now. */
+static int timeout_action(struct mig_source *m, struct err *err)
+{
+	if (m->conv.p.timeout_action == MIG_TA_FORCE) {
+		log_warn("mig", "%s: forcing completion (the guest pauses until done)", m->conv.why);
+		pthread_mutex_lock(&m->lock);
+		snprintf(m->st.strategy, sizeof(m->st.strategy), "%.100s: forced completion", m->conv.why);
+		pthread_mutex_unlock(&m->lock);
+		return 0;
+	}
+	return err_set(err, -ETIMEDOUT, "%s", m->conv.why);
+}
+
 static int precopy(struct mig_source *m, struct err *err)
 {
 	uint64_t prev_pages = m->rs.total_pages;
@@ -210,6 +264,7 @@ static int precopy(struct mig_source *m, struct err *err)
 
 	for (;;) {
 		uint64_t t0 = time_now_ns(), b0 = m->rs.send_bytes, n0 = m->rs.send_ns, t1;
+		enum converge_verdict v;
 		int64_t dirty;
 
 		pthread_mutex_lock(&m->lock);
@@ -227,9 +282,15 @@ static int precopy(struct mig_source *m, struct err *err)
 		dirty = ram_sync(&m->rs, err);
 		if (dirty < 0)
 			return (int)dirty;
-		if (plan_after_sync(m, dirty, prev_pages, time_now_ns() - t0,
-				    m->rs.send_bytes - b0, m->rs.send_ns - n0))
+		v = plan_after_sync(m, pass, dirty, prev_pages, time_now_ns() - t0,
+				    m->rs.send_bytes - b0, m->rs.send_ns - n0);
+		if (v == CONVERGE_STOP_COPY || m->forcing)
 			return 0;
+		if (v == CONVERGE_TIMEOUT)
+			return timeout_action(m, err);
+		ret = apply_throttle(m, err);
+		if (ret)
+			return ret;
 		if (++pass > m->p.max_passes)
 			return err_set(err, -ETIMEDOUT,
 				       "did not converge in %u passes (dirty rate %llu MiB/s)",
@@ -337,6 +398,7 @@ static int source_run(struct mig_source *m, struct err *err)
 		ret = vm_dirty_log_start(m->vm, err);
 	if (ret)
 		return ret;
+	converge_init(&m->conv, &m->p, m->vm->mem.size, time_now_ns());
 	set_state(m, MIG_STATE_ACTIVE);
 	ret = precopy(m, err);
 	if (!ret)
@@ -353,12 +415,18 @@ static enum mig_state source_finish(struct mig_source *m, int ret, struct err *e
 
 	if (!ret) {
 		st = MIG_STATE_COMPLETED;
+		vm_set_throttle(m->vm, 0, NULL);
+		pthread_mutex_lock(&m->lock);
+		m->st.progress_pct = 100;
+		m->st.throttle_pct = 0;
+		pthread_mutex_unlock(&m->lock);
 	} else if (m->committed) {
 		st = MIG_STATE_UNCONFIRMED;
 		log_err("mig", "handover unconfirmed (%s): the VM stays paused here and is never "
 			"resumed; check whether the destination runs it", err->msg);
 	} else {
 		vm_dirty_log_stop(m->vm);
+		vm_set_throttle(m->vm, 0, NULL);
 		if (m->paused_by_us)
 			vm_resume(m->vm, NULL);
 		st = atomic_load(&m->cancel) ? MIG_STATE_CANCELLED : MIG_STATE_FAILED;

@@ -18,6 +18,7 @@
 
 #include "boot/boot.h"
 #include "log.h"
+#include "util.h"
 #include "vm.h"
 
 #define MSR_IA32_SYSENTER_CS	0x174
@@ -268,13 +269,29 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 	bool run;
 
 	pthread_mutex_lock(&vm->lock);
-	while (vm->state == VM_STATE_PAUSED) {
+	for (;;) {
+		bool paused = vm->state == VM_STATE_PAUSED;
+		bool throttled = vm->state == VM_STATE_RUNNING &&
+				 v->throttle_until_ns > time_now_ns();
+
+		if (!paused && !throttled)
+			break;
+		/* a throttled vCPU is outside KVM_RUN too: it counts as parked */
 		if (!v->parked) {
 			v->parked = true;
 			vm->nr_parked++;
 			pthread_cond_broadcast(&vm->cond);
 		}
-		pthread_cond_wait(&vm->cond, &vm->lock);
+		if (paused) {
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		} else {
+			struct timespec ts = {
+				v->throttle_until_ns / 1000000000ULL,
+				v->throttle_until_ns % 1000000000ULL,
+			};
+
+			pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		}
 	}
 	if (v->parked) {
 		v->parked = false;

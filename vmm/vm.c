@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
@@ -122,7 +123,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 	vm->exit_efd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&vm->throttle_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* timed waits use time_now_ns() */
+	pthread_cond_init(&vm->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	vm->state = VM_STATE_CREATED;
 	str_copy(vm->kernel_path, sizeof(vm->kernel_path), cfg->kernel_path);
 	str_copy(vm->cmdline, sizeof(vm->cmdline), cfg->cmdline);
@@ -315,6 +322,89 @@ int vm_resume(struct vm *vm, struct err *err)
 	return ret;
 }
 
+/* ---- auto-converge throttle ---- */
+
+#define THROTTLE_SLICE_NS 10000000ULL	/* vCPUs run 10 ms between sleeps */
+
+static void *throttle_thread(void *arg)
+{
+	struct vm *vm = arg;
+
+	pthread_setname_np(pthread_self(), "throttle");
+	pthread_mutex_lock(&vm->lock);
+	while (vm->state != VM_STATE_STOPPING && vm->throttle_pct) {
+		unsigned pct = vm->throttle_pct;
+		uint64_t sleep_ns = THROTTLE_SLICE_NS * pct / (100 - pct);
+		uint64_t next = time_now_ns() + THROTTLE_SLICE_NS + sleep_ns;
+		struct timespec ts = { next / 1000000000ULL, next % 1000000000ULL };
+
+		if (vm->state == VM_STATE_RUNNING) {
+			for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+				vm->vcpus[i].throttle_until_ns = time_now_ns() + sleep_ns;
+				vcpu_kick(&vm->vcpus[i]);
+			}
+		}
+		/* wake at the next period, or at once on a change or stop */
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].throttle_until_ns = 0;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+int vm_set_throttle(struct vm *vm, unsigned pct, struct err *err)
+{
+	bool start = false, join = false;
+	int ret = 0;
+
+	if (pct > 99)
+		pct = 99;
+	pthread_mutex_lock(&vm->throttle_lock);
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != VM_STATE_RUNNING && vm->state != VM_STATE_PAUSED && pct) {
+		pthread_mutex_unlock(&vm->lock);
+		pthread_mutex_unlock(&vm->throttle_lock);
+		return err_set(err, -EBUSY, "VM is %s", vm_state_name(vm->state));
+	}
+	vm->throttle_pct = pct;
+	if (pct && !vm->throttle_thread_started)
+		start = true;
+	if (!pct && vm->throttle_thread_started)
+		join = true;
+	pthread_cond_broadcast(&vm->cond);
+	if (start) {
+		ret = pthread_create(&vm->throttle_thread, NULL, throttle_thread, vm);
+		if (ret) {
+			vm->throttle_pct = 0;
+			err_set(err, -ret, "cannot start the throttle thread: %s", strerror(ret));
+			ret = -ret;
+		} else {
+			vm->throttle_thread_started = true;
+		}
+	}
+	if (join)
+		vm->throttle_thread_started = false;
+	pthread_mutex_unlock(&vm->lock);
+	if (join)
+		pthread_join(vm->throttle_thread, NULL);
+	pthread_mutex_unlock(&vm->throttle_lock);
+	if (!ret && (start || join || pct))
+		log_info("vm", "vCPU throttle %u%%", pct);
+	return ret;
+}
+
+unsigned vm_get_throttle(struct vm *vm)
+{
+	unsigned pct;
+
+	pthread_mutex_lock(&vm->lock);
+	pct = vm->throttle_pct;
+	pthread_mutex_unlock(&vm->lock);
+	return pct;
+}
+
 void vm_request_exit(struct vm *vm, enum vm_exit_reason why, uint32_t value,
 		     const char *fmt, ...)
 {
@@ -339,6 +429,7 @@ void vm_stop(struct vm *vm)
 {
 	if (!vm->initialized || !vm->vcpus)
 		return;
+	vm_set_throttle(vm, 0, NULL);
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_PAUSED) {
 		vm->state = VM_STATE_STOPPING;
@@ -380,6 +471,7 @@ void vm_destroy(struct vm *vm)
 	sysdev_fini(&vm->sysdev);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->throttle_lock);
 	vm->initialized = false;
 }
 

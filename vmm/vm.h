@@ -63,6 +63,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool parked;
+	uint64_t throttle_until_ns;	/* throttled: sleep until (vm->lock) */
 	uint64_t exits_io;
 };
 
@@ -87,6 +88,12 @@ struct vm {
 	uint32_t exit_value;		/* debug-exit value */
 	char exit_msg[256];
 
+	/* auto-converge: vCPUs sleep throttle_pct % of the time */
+	unsigned throttle_pct;		/* 0..99, vm->lock */
+	pthread_mutex_t throttle_lock;	/* serialises vm_set_throttle() */
+	pthread_t throttle_thread;
+	bool throttle_thread_started;
+
 	bool dirty_manual_enabled;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
 	bool dirty_initially_set;
 
@@ -104,6 +111,14 @@ int vm_start(struct vm *vm, struct err *err);
 /* Stop all vCPUs, wait until none runs. -EALREADY if already paused. */
 int vm_pause(struct vm *vm, struct err *err);
 int vm_resume(struct vm *vm, struct err *err);
+/*
+ * Throttle the vCPUs to run (100 - pct) % of the time (auto-converge):
+ * every 10 ms of running, each vCPU sleeps pct/(100-pct) x 10 ms outside
+ * KVM_RUN. 0 releases it. pct above 99 is taken as 99.
+ */
+int vm_set_throttle(struct vm *vm, unsigned pct, struct err *err);
+unsigned vm_get_throttle(struct vm *vm);
+
 /* Ask the main loop to end the VM (first reason wins). */
 void vm_request_exit(struct vm *vm, enum vm_exit_reason why, uint32_t value,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -79,6 +79,47 @@ static void fill_migration(struct api_migration_info *out)
 	out->pages_zero = st.pages_zero;
 	out->downtime_limit_ms = st.downtime_limit_ms;
 	out->bandwidth_limit_bps = st.bandwidth_limit;
+	out->throttle_pct = st.throttle_pct;
+	out->progress_pct = st.progress_pct;
+	str_copy(out->strategy, sizeof(out->strategy), st.strategy);
+}
+
+/* API parameters (0/empty: default) onto engine parameters. */
+static int migrate_params(const struct api_migrate_params *p, struct mig_params *mp,
+			  struct err *err)
+{
+	mig_params_init(mp);
+	if (p->downtime_ms)
+		mp->downtime_ms = (uint32_t)p->downtime_ms;
+	mp->bandwidth = p->bandwidth_mibs << 20;
+	if (!p->auto_converge[0] || !strcmp(p->auto_converge, "auto"))
+		mp->auto_converge = MIG_AC_AUTO;
+	else if (!strcmp(p->auto_converge, "on"))
+		mp->auto_converge = MIG_AC_ON;
+	else if (!strcmp(p->auto_converge, "off"))
+		mp->auto_converge = MIG_AC_OFF;
+	else
+		return err_set(err, -EINVAL, "auto_converge must be auto, on or off");
+	if (!p->timeout_action[0] || !strcmp(p->timeout_action, "abort"))
+		mp->timeout_action = MIG_TA_ABORT;
+	else if (!strcmp(p->timeout_action, "force"))
+		mp->timeout_action = MIG_TA_FORCE;
+	else
+		return err_set(err, -EINVAL, "timeout_action must be abort or force");
+	if (p->throttle_initial)
+		mp->throttle_initial = (uint32_t)p->throttle_initial;
+	if (p->throttle_increment)
+		mp->throttle_increment = (uint32_t)p->throttle_increment;
+	if (p->throttle_max)
+		mp->throttle_max = (uint32_t)p->throttle_max;
+	if (mp->throttle_initial > mp->throttle_max)
+		return err_set(err, -EINVAL, "throttle_initial %u is above throttle_max %u",
+			       mp->throttle_initial, mp->throttle_max);
+	if (p->completion_timeout_per_gib)
+		mp->completion_timeout_per_gib = (uint32_t)p->completion_timeout_per_gib;
+	if (p->progress_timeout_s)
+		mp->progress_timeout_s = (uint32_t)p->progress_timeout_s;
+	return 0;
 }
 
 /* Called on the migration thread when it reaches a final state. */
@@ -123,10 +164,8 @@ static int start_migration(struct vm *vm, const struct api_migrate_params *p,
 	}
 	if (vm_get_state(vm) != VM_STATE_RUNNING && vm_get_state(vm) != VM_STATE_PAUSED)
 		return err_set(err, -EBUSY, "VM is %s", vm_state_name(vm_get_state(vm)));
-	mig_params_init(&mp);
-	if (p->downtime_ms)
-		mp.downtime_ms = (uint32_t)p->downtime_ms;
-	mp.bandwidth = p->bandwidth_mibs << 20;
+	if (migrate_params(p, &mp, err))
+		return -EINVAL;
 	ctl.mig = mig_source_start(vm, p->uri, &mp, migration_done, vm, err);
 	if (!ctl.mig)
 		return err && err->code ? err->code : -EIO;
