@@ -117,6 +117,11 @@ static int on_progress(void *opaque, struct err *err)
 		if (m->conv.p.timeout_action != MIG_TA_FORCE)
 			return err_set(err, -ETIMEDOUT, "%s", m->conv.why);
 		m->forcing = true;	/* finish this pass, then stop and copy */
+		log_warn("mig", "%s: forcing completion after this pass", m->conv.why);
+		pthread_mutex_lock(&m->lock);
+		snprintf(m->st.strategy, sizeof(m->st.strategy), "%.100s: forced completion",
+			 m->conv.why);
+		pthread_mutex_unlock(&m->lock);
 	}
 	return peer_error(m, err);
 }
@@ -156,7 +161,8 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 		       cp.dirty_bytes * 1000 / (bw - cp.dirty_rate) : 0;
 	m->st.progress_pct = m->conv.progress_pct;
 	m->st.throttle_pct = m->conv.throttle;
-	str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
+	if (!m->forcing)
+		str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
 	pthread_mutex_unlock(&m->lock);
 	return v;
 }

@@ -70,11 +70,39 @@ static void test_throttle_after_two_bad_passes(void **state)
 	converge_after_pass(&c, &m);
 	assert_int_equal(c.throttle, 20);	/* two: start at 20 % */
 	assert_non_null(strstr(c.why, "auto-converge"));
-	for (uint32_t i = 4; i < 40; i++) {
+	/* auto: each further bad pass closes half the gap (at least the
+	 * increment, 10): 60, 80, 90, then 99 (capped) */
+	static const unsigned want[] = { 60, 80, 90, 99, 99 };
+	for (uint32_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		m = pass(4 + i, (4 + i) * S, 256 * MiB, 256 * MiB, 256 * MiB, 100 * MiB);
+		converge_after_pass(&c, &m);
+		assert_int_equal(c.throttle, want[i]);
+	}
+}
+
+static void test_throttle_on_is_qemus_rule(void **state)
+{
+	struct mig_params p;
+	struct converge c;
+	struct converge_pass m;
+
+	params(&p);
+	p.auto_converge = MIG_AC_ON;
+	p.throttle_initial = 20;
+	p.throttle_increment = 10;
+	p.throttle_max = 99;
+	converge_init(&c, &p, 1024 * MiB, 0);
+	for (uint32_t i = 1; i <= 5; i++) {
 		m = pass(i, i * S, 256 * MiB, 256 * MiB, 256 * MiB, 100 * MiB);
 		converge_after_pass(&c, &m);
 	}
-	assert_int_equal(c.throttle, 99);	/* +10 each two bad passes, capped */
+	/* passes 2,3 -> 20; 4,5 -> 30: +10 every two bad passes */
+	assert_int_equal(c.throttle, 30);
+	for (uint32_t i = 6; i < 40; i++) {
+		m = pass(i, i * S, 256 * MiB, 256 * MiB, 256 * MiB, 100 * MiB);
+		converge_after_pass(&c, &m);
+	}
+	assert_int_equal(c.throttle, 99);
 }
 
 static void test_off_never_throttles(void **state)
@@ -191,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stops_when_it_fits_and_stops_shrinking),
 		cmocka_unit_test(test_throttle_after_two_bad_passes),
+		cmocka_unit_test(test_throttle_on_is_qemus_rule),
 		cmocka_unit_test(test_off_never_throttles),
 		cmocka_unit_test(test_good_pass_resets_count),
 		cmocka_unit_test(test_throttled_guest_stops_as_soon_as_it_fits),
