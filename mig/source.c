@@ -363,6 +363,7 @@ static int handover(struct mig_source *m, struct err *err)
 	}
 	m->committed = true;		/* the point of no return */
 	pthread_mutex_unlock(&m->lock);
+	vm_mark_handed_over(m->vm);	/* before GO leaves: never resume here */
 	ret = mig_ctl_send(m->fd, MIG_CTL_GO, NULL);
 	if (!ret)
 		ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);

@@ -308,7 +308,10 @@ int vm_resume(struct vm *vm, struct err *err)
 	int ret = 0;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state == VM_STATE_RUNNING)
+	if (vm->handed_over)
+		ret = err_set(err, -EBUSY,
+			      "the VM was handed over to a migration destination: it cannot run here");
+	else if (vm->state == VM_STATE_RUNNING)
 		ret = err_set(err, -EALREADY, "VM is not paused");
 	else if (vm->state != VM_STATE_PAUSED)
 		ret = err_set(err, -EBUSY, "VM is %s, cannot resume", vm_state_name(vm->state));
@@ -403,6 +406,13 @@ unsigned vm_get_throttle(struct vm *vm)
 	pct = vm->throttle_pct;
 	pthread_mutex_unlock(&vm->lock);
 	return pct;
+}
+
+void vm_mark_handed_over(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->handed_over = true;
+	pthread_mutex_unlock(&vm->lock);
 }
 
 void vm_request_exit(struct vm *vm, enum vm_exit_reason why, uint32_t value,

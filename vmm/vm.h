@@ -81,6 +81,7 @@ struct vm {
 	pthread_cond_t cond;
 	enum vm_state state;
 	unsigned nr_parked;
+	bool handed_over;		/* migration passed ownership: never resume */
 	uint64_t start_ns;
 
 	int exit_efd;			/* eventfd: the VM wants to end */
@@ -111,6 +112,11 @@ int vm_start(struct vm *vm, struct err *err);
 /* Stop all vCPUs, wait until none runs. -EALREADY if already paused. */
 int vm_pause(struct vm *vm, struct err *err);
 int vm_resume(struct vm *vm, struct err *err);
+/*
+ * Ownership of the (paused) VM passed to a migration destination: from now
+ * on vm_resume() refuses, so this process can never run the guest again.
+ */
+void vm_mark_handed_over(struct vm *vm);
 /*
  * Throttle the vCPUs to run (100 - pct) % of the time (auto-converge):
  * every 10 ms of running, each vCPU sleeps pct/(100-pct) x 10 ms outside

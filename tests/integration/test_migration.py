@@ -84,6 +84,26 @@ def migrates_smp_guest_under_heavy_writes():
         check_no_errors(out, "destination")
 
 
+@tap.case()
+def source_never_resumes_after_handover():
+    with Pair("tg.wss=8M tg.rate=0 tg.report_ms=200", memory="128M") as p:
+        p.wait_ready()
+        r = p.migrate(wait=False)
+        check(r.returncode == 0, f"start: {r.stderr}")
+        # wait for the destination to run it, without reading the source's
+        # final status (that would let the source exit at once)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            st, info = p.dst.call("GET", "/vm")
+            if st == 200 and info["state"] == "running":
+                break
+            time.sleep(0.02)
+        st, resp = p.src.call("POST", "/vm/resume")
+        check(st == 409 and "handed over" in resp.get("error", ""),
+              f"resume on the source after handover: {st} {resp}")
+        check(p.src.wait_exit(15) == 0, "source did not exit after handover")
+
+
 def guest_keeps_running(vm, where, timeout=20):
     n = len(vm.output())
     vm.wait_for(r"^TG STAT ", timeout=timeout, start=n)
