@@ -39,7 +39,7 @@ typedef size_t (*xb_scan_fn)(const uint8_t *a, const uint8_t *b, size_t i,
 
 /* --- uleb128 ------------------------------------------------------------- */
 
-size_t xbzrle_uleb_len(uint64_t v)
+static inline size_t xb_uleb_len(uint64_t v)
 {
 	size_t n = 1;
 
@@ -50,7 +50,7 @@ size_t xbzrle_uleb_len(uint64_t v)
 	return n;
 }
 
-size_t xbzrle_uleb_put(uint8_t *dst, uint64_t v)
+static inline size_t xb_uleb_put(uint8_t *dst, uint64_t v)
 {
 	size_t n = 0;
 
@@ -60,6 +60,16 @@ size_t xbzrle_uleb_put(uint8_t *dst, uint64_t v)
 	}
 	dst[n++] = (uint8_t)v;
 	return n;
+}
+
+size_t xbzrle_uleb_len(uint64_t v)
+{
+	return xb_uleb_len(v);
+}
+
+size_t xbzrle_uleb_put(uint8_t *dst, uint64_t v)
+{
+	return xb_uleb_put(dst, v);
 }
 
 int xbzrle_uleb_get(const uint8_t *src, size_t len, uint64_t *v)
@@ -201,9 +211,16 @@ XB_AVX2 static inline uint32_t xb_eq_mask32(const uint8_t *a, const uint8_t *b)
 	return (uint32_t)_mm256_movemask_epi8(eq);
 }
 
-XB_AVX2 static size_t xb_eq_end_avx2(const uint8_t *a, const uint8_t *b,
-				     size_t i, size_t n)
+XB_AVX2 static inline size_t xb_eq_end_avx2(const uint8_t *a, const uint8_t *b,
+					    size_t i, size_t n)
 {
+	/* short gaps between changes are common: probe 64 bytes first */
+	for (int k = 0; k < 2 && i + 32 <= n; k++, i += 32) {
+		uint32_t ne = ~xb_eq_mask32(a + i, b + i);
+
+		if (ne)
+			return i + (size_t)__builtin_ctz(ne);
+	}
 	for (; i + 128 <= n; i += 128) {
 		__m256i x = _mm256_or_si256(
 			_mm256_or_si256(xb_xor32(a + i, b + i),
@@ -222,8 +239,8 @@ XB_AVX2 static size_t xb_eq_end_avx2(const uint8_t *a, const uint8_t *b,
 	return xb_eq_end(a, b, i, n);
 }
 
-XB_AVX2 static size_t xb_span_avx2(const uint8_t *a, const uint8_t *b,
-				   size_t n)
+XB_AVX2 static inline size_t xb_span_avx2(const uint8_t *a, const uint8_t *b,
+					  size_t n)
 {
 	size_t i = n;
 
@@ -249,8 +266,8 @@ XB_AVX2 static size_t xb_span_avx2(const uint8_t *a, const uint8_t *b,
 	return 0;
 }
 
-XB_AVX2 static size_t xb_ne_end_avx2(const uint8_t *a, const uint8_t *b,
-				     size_t i, size_t n)
+XB_AVX2 static inline size_t xb_ne_end_avx2(const uint8_t *a, const uint8_t *b,
+					    size_t i, size_t n)
 {
 	for (; i + 32 <= n; i += 32) {
 		uint32_t eq = xb_eq_mask32(a + i, b + i);
@@ -308,11 +325,11 @@ xb_encode_pairs(const uint8_t *old, const uint8_t *new, size_t span,
 			return -1;
 		zlen = start - i;
 		nzlen = end - start;
-		if (xbzrle_uleb_len(zlen) + xbzrle_uleb_len(nzlen) + nzlen >
+		if (xb_uleb_len(zlen) + xb_uleb_len(nzlen) + nzlen >
 		    max - d)
 			return -1;
-		d += xbzrle_uleb_put(dst + d, zlen);
-		d += xbzrle_uleb_put(dst + d, nzlen);
+		d += xb_uleb_put(dst + d, zlen);
+		d += xb_uleb_put(dst + d, nzlen);
 		memcpy(dst + d, new + start, nzlen);
 		d += nzlen;
 		if (next == span)
@@ -331,9 +348,9 @@ xb_encode_span(const uint8_t *old, const uint8_t *new, size_t span,
 
 	if (!span)
 		return 0;
-	if (xbzrle_uleb_len(span) + 3 > max)
+	if (xb_uleb_len(span) + 3 > max)
 		return -1;
-	d = xbzrle_uleb_put(dst, span);
+	d = xb_uleb_put(dst, span);
 	return xb_encode_pairs(old, new, span, dst, d, max, eq_end, ne_end);
 }
 

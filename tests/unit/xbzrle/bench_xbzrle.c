@@ -61,7 +61,7 @@ static void make_case(char kind, const uint8_t *old, uint8_t *new)
 }
 
 struct pool {
-	uint8_t *old, *new, *enc;
+	uint8_t *old, *new, *enc, *scratch;	/* scratch: decode target */
 	int *len;
 	size_t n;
 };
@@ -69,6 +69,7 @@ struct pool {
 static double bench_encode(struct pool *p, size_t dst_max, double secs,
 			   long *result)
 {
+	static uint8_t out[2 * PS];
 	uint64_t t0 = time_now_ns(), t, iters = 0;
 	long sum = 0;
 
@@ -77,7 +78,7 @@ static double bench_encode(struct pool *p, size_t dst_max, double secs,
 			size_t k = iters % p->n;
 
 			sum += xbzrle_encode(p->old + k * PS, p->new + k * PS, PS,
-					     p->enc, dst_max);
+					     out, dst_max);
 		}
 		t = time_now_ns();
 	} while (t - t0 < secs * 1e9);
@@ -95,13 +96,15 @@ static double bench_decode(struct pool *p, double secs)
 			size_t k = iters % p->n;
 
 			bad |= xbzrle_decode(p->enc + k * xbzrle_bound(PS),
-					     (size_t)p->len[k], p->old + k * PS,
-					     PS);
+					     (size_t)p->len[k],
+					     p->scratch + k * PS, PS);
 		}
 		t = time_now_ns();
 	} while (t - t0 < secs * 1e9);
-	if (bad)
-		fprintf(stderr, "decode failed\n");
+	if (bad) {
+		fprintf(stderr, "decode failed (%zu pages)\n", p->n);
+		exit(1);
+	}
 	return (double)iters * PS / ((double)(t - t0) / 1e9) / 1e6;
 }
 
@@ -113,12 +116,14 @@ static void pool_init(struct pool *p, size_t n, char kind)
 	p->old = malloc(n * PS);
 	p->new = malloc(n * PS);
 	p->enc = malloc(n * b);
+	p->scratch = malloc(n * PS);
 	p->len = malloc(n * sizeof(int));
-	if (!p->old || !p->new || !p->enc || !p->len) {
+	if (!p->old || !p->new || !p->enc || !p->scratch || !p->len) {
 		fprintf(stderr, "out of memory\n");
 		exit(1);
 	}
 	rnd_fill(p->old, n * PS);
+	memcpy(p->scratch, p->old, n * PS);
 	for (size_t k = 0; k < n; k++) {
 		make_case(kind, p->old + k * PS, p->new + k * PS);
 		p->len[k] = xbzrle_encode(p->old + k * PS, p->new + k * PS, PS,
@@ -131,6 +136,7 @@ static void pool_fini(struct pool *p)
 	free(p->old);
 	free(p->new);
 	free(p->enc);
+	free(p->scratch);
 	free(p->len);
 }
 

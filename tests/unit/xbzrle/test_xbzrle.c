@@ -298,6 +298,13 @@ static void test_alternating_bytes(void **state)
 	assert_int_equal(enc(p.old, p.new, PS, 4099, NULL), -1);
 	n = xbzrle_encode(p.old, p.new, PS, out, xbzrle_bound(PS));
 	assert_int_equal(n, 4100);
+	/* every byte changed: span 4096 (2) + zrun 0 (1) + nzrun (2) + 4096 */
+	for (size_t i = 1; i < PS; i += 2)
+		p.new[i] = (uint8_t)~p.old[i];
+	assert_int_equal(enc(p.old, p.new, PS, xbzrle_bound(PS), NULL), 4101);
+	assert_int_equal(enc(p.old, p.new, PS, 4100, NULL), -1);
+	for (size_t i = 1; i < PS; i += 2)
+		p.new[i] = p.old[i];
 	page = xdup(p.old, PS);
 	assert_int_equal(dec(out, (size_t)n, page, PS), 0);
 	assert_same(page, p.new, PS);
