@@ -78,6 +78,26 @@ static int tg_parse_rate(struct tg_params *p, const struct tg_word *w)
 	return 0;
 }
 
+static int tg_parse_exit(struct tg_params *p, const struct tg_word *w)
+{
+	static const struct {
+		const char *name;
+		enum tg_exit_mode mode;
+	} modes[] = {
+		{ "debug", TG_EXIT_DEBUG }, { "poweroff", TG_EXIT_POWEROFF },
+		{ "reboot", TG_EXIT_REBOOT }, { "halt", TG_EXIT_HALT },
+	};
+	u32 i;
+
+	for (i = 0; i < TG_ARRAY_SIZE(modes); i++) {
+		if (tg_val_is(w, modes[i].name)) {
+			p->exit_mode = modes[i].mode;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static int tg_parse_bool(const struct tg_word *w, bool *out)
 {
 	u64 v;
@@ -121,6 +141,10 @@ static int tg_parse_word(struct tg_params *p, const struct tg_word *w)
 		return tg_parse_bool(w, &p->selftest_corrupt);
 	if (tg_key_is(w, "tg.selftest_fault"))
 		return tg_parse_bool(w, &p->selftest_fault);
+	if (tg_key_is(w, "tg.echo"))
+		return tg_parse_bool(w, &p->echo);
+	if (tg_key_is(w, "tg.exit"))
+		return tg_parse_exit(p, w);
 	if (tg_key_is(w, "tg.cpus")) {
 		if (tg_parse_num(w, false, &v) < 0 || !v || v > TG_MAX_CPUS)
 			return -1;
@@ -159,6 +183,7 @@ static void tg_params_defaults(struct tg_params *p)
 	p->fill = true;
 	p->report_ms = 1000;
 	p->sweep_ms = 2000;
+	p->exit_mode = TG_EXIT_DEBUG;
 }
 
 void tg_params_parse(struct tg_params *p, const char *s)

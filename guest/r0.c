@@ -5,7 +5,8 @@
  * file does the minimum: identity page tables with 2 MiB pages covering all
  * RAM (U/S set at every level so ring 3 can reach everything), the IDT (32
  * exception gates), one TSS per CPU (RSP0 for faults from ring 3) sharing
- * one allow-all I/O bitmap, and the fault reporter. Everything else happens in ring 3.
+ * one allow-all I/O bitmap, and the fault reporter, which also parks a CPU
+ * whose ring-3 code asked to halt. Everything else happens in ring 3.
  */
 #include "tg.h"
 
@@ -193,6 +194,17 @@ void tg_r0_cpu_setup(u32 cpu)
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
+/*
+ * tg_halt() runs hlt in ring 3 on purpose: the #GP lands here and the CPU
+ * halts for good with interrupts off (PVM does not deliver a software
+ * interrupt from ring 3, but it does deliver this fault).
+ */
+static bool tg_is_halt_request(const struct tg_fault_frame *f)
+{
+	return f->vec == 13 && (f->cs & 3) == 3 && !f->err &&
+	       *(const u8 *)f->rip == 0xf4;
+}
+
 /* Ring 0, from the exception stubs: report and stop the VM. */
 void tg_fault(const struct tg_fault_frame *f) __attribute__((noreturn));
 void tg_fault(const struct tg_fault_frame *f)
@@ -201,6 +213,9 @@ void tg_fault(const struct tg_fault_frame *f)
 	u64 cr2;
 	int n;
 
+	if (tg_is_halt_request(f))
+		for (;;)
+			__asm__ volatile("cli; hlt");
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 	n = tg_snprintf(buf, sizeof(buf),
 			"TG FAULT vec=%lu rip=%lx err=%lx cr2=%lx cs=%lx rsp=%lx\n",

@@ -3,7 +3,8 @@
  *
  * The RSDP comes from boot_params.acpi_rsdp_addr or a scan of the EBDA's
  * first KiB and 0xE0000-0xFFFFF; the RSDT/XSDT leads to the MADT ("APIC"),
- * whose enabled local-APIC entries give the APIC IDs. Table lengths and
+ * whose enabled local-APIC entries give the APIC IDs (and to the FADT for
+ * power.c). Table lengths and
  * addresses are checked before use (tables are firmware input). APs are
  * woken with INIT-SIPI-SIPI through the xAPIC MMIO page (mapped user
  * accessible and uncached) and start in the real-mode trampoline head.S
@@ -91,7 +92,7 @@ static const u8 *tg_rsdp_find(const u8 *bp)
 }
 
 /* A system description table at `a`, or NULL if it is not plausible. */
-static const u8 *tg_sdt(u64 a, u32 *len)
+const u8 *tg_acpi_sdt(u64 a, u32 *len)
 {
 	const u8 *p = (const u8 *)a;
 
@@ -103,33 +104,38 @@ static const u8 *tg_sdt(u64 a, u32 *len)
 	return p;
 }
 
-static const u8 *tg_madt_find(const u8 *rsdp, u32 *len)
+static const u8 *tg_sdt_find(const u8 *rsdp, const char *sig, u32 *len)
 {
 	bool x = rsdp[15] >= 2 && tg_rd64(rsdp + 24);
 	u64 root = x ? tg_rd64(rsdp + 24) : tg_rd32(rsdp + 16);
 	u32 rlen, esz = x ? 8 : 4, off;
-	const u8 *r = tg_sdt(root, &rlen), *t;
+	const u8 *r = tg_acpi_sdt(root, &rlen), *t;
 
 	if (!r)
 		return NULL;
 	for (off = SDT_HDR_LEN; off + esz <= rlen; off += esz) {
 		u64 a = x ? tg_rd64(r + off) : tg_rd32(r + off);
 
-		t = tg_sdt(a, len);
-		if (t && !memcmp(t, "APIC", 4))
+		t = tg_acpi_sdt(a, len);
+		if (t && !memcmp(t, sig, 4))
 			return t;
 	}
 	return NULL;
 }
 
+/* The ACPI table with signature `sig` ("APIC", "FACP"), or NULL. */
+const u8 *tg_acpi_table(const u8 *bp, const char *sig, u32 *len)
+{
+	const u8 *rsdp = tg_rsdp_find(bp);
+
+	return rsdp ? tg_sdt_find(rsdp, sig, len) : NULL;
+}
+
 u32 tg_acpi_cpus(const u8 *bp, u32 *ids, u32 max)
 {
-	const u8 *rsdp = tg_rsdp_find(bp), *m;
 	u32 len, off, n = 0;
+	const u8 *m = tg_acpi_table(bp, "APIC", &len);
 
-	if (!rsdp)
-		return 0;
-	m = tg_madt_find(rsdp, &len);
 	if (!m)
 		return 0;
 	for (off = MADT_ENTRIES; off + 2 <= len && n < max; off += m[off + 1]) {

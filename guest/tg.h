@@ -51,6 +51,11 @@ static inline void tg_outb(u16 port, u8 v)
 	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
 }
 
+static inline void tg_outw(u16 port, u16 v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
 static inline u8 tg_inb(u16 port)
 {
 	u8 v;
@@ -101,13 +106,63 @@ int tg_vsnprintf(char *buf, unsigned long size, const char *fmt,
 int tg_snprintf(char *buf, unsigned long size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* ---- serial.c: COM1 output; tg_printf takes the console lock */
+/*
+ * ---- the stall clock of one CPU
+ *
+ * A CPU's stall is the longest TSC gap between two moments it was seen
+ * running guest code. The main loop ticks it every iteration, and so do
+ * the console lock's spin and every UART access (one VM exit each) while
+ * the CPU prints. Printing a line therefore adds at most one port access
+ * to the figure, not the whole line, and a pause that lands in the middle
+ * of a line is still seen.
+ */
+struct tg_gap {
+	u64 last;	/* TSC when this CPU was last seen running */
+	u64 max;	/* longest gap since the last reset, in TSC ticks */
+	u64 back;	/* how far the TSC went backwards, not yet handled */
+};
+
+static inline void tg_gap_note(struct tg_gap *g, u64 now)
+{
+	if (now < g->last)
+		g->back += g->last - now;
+	else if (now - g->last > g->max)
+		g->max = now - g->last;
+	g->last = now;
+}
+
+static inline void tg_gap_tick(struct tg_gap *g)
+{
+	if (g)
+		tg_gap_note(g, tg_rdtsc());
+}
+
+/*
+ * ---- serial.c: COM1. tg_printf takes the console lock; tg_cprintf does
+ * the same and ticks a CPU's stall clock (may be NULL) while it waits and
+ * prints.
+ */
 void tg_serial_init(void);
 void tg_serial_write(const char *s, unsigned long n);
+u32 tg_serial_read(u8 *buf, u32 size, struct tg_gap *g);
 void tg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void tg_exit(u8 code) __attribute__((noreturn));
+void tg_cprintf(struct tg_gap *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void tg_panic(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
+
+/* ---- power.c: how the guest ends */
+enum tg_exit_mode {
+	TG_EXIT_INVALID = 0,
+	TG_EXIT_DEBUG,		/* value to port 0x501 (default) */
+	TG_EXIT_POWEROFF,	/* ACPI S5 */
+	TG_EXIT_REBOOT,		/* i8042 reset */
+	TG_EXIT_HALT,		/* every CPU halts; the VM stays up */
+};
+
+void tg_exit(u8 code) __attribute__((noreturn));
+void tg_halt(void) __attribute__((noreturn));
+void tg_end(enum tg_exit_mode mode, u8 code) __attribute__((noreturn));
 
 /* ---- cmdline.c */
 enum tg_rate_mode {
@@ -129,6 +184,8 @@ struct tg_params {
 	u64 sweep_ms;		/* target period of one background sweep */
 	bool selftest_corrupt;
 	bool selftest_fault;	/* execute ud2 after TG BOOT */
+	enum tg_exit_mode exit_mode;	/* how a tg.duration run ends */
+	bool echo;		/* report console input as TG KEY lines */
 };
 
 void tg_params_parse(struct tg_params *p, const char *cmdline);
@@ -159,6 +216,8 @@ u64 tg_pool_pfn(const struct tg_pool *pool, u64 index);
 u64 tg_tsc_calibrate(u64 param_khz, const char **src);
 
 /* ---- smp.c */
+const u8 *tg_acpi_sdt(u64 addr, u32 *len);
+const u8 *tg_acpi_table(const u8 *bp, const char *sig, u32 *len);
 u32 tg_acpi_cpus(const u8 *bp, u32 *apic_ids, u32 max);
 u32 tg_smp_start(const u32 *apic_ids, u32 napic, u32 want);
 u32 tg_lapic_id(void);

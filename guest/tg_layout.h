@@ -37,8 +37,13 @@
 /* %ebp value the real-mode setup passes to the 32-bit entry */
 #define TG_REALMODE_MAGIC	0x4d525754	/* "TWRM" */
 
-#define TG_EXIT_PORT		0x501
+#define TG_EXIT_PORT		0x501	/* QEMU isa-debug-exit, tern-vmm */
 #define TG_COM1			0x3f8
+#define TG_I8042_CMD		0x64	/* write 0xfe: CPU reset */
+#define TG_I8042_RESET		0xfe
+#define TG_ACPI_SLEEP_CTL	0x600	/* tern-vmm: hardware-reduced sleep control */
+#define TG_ACPI_SLP_EN		0x20	/* sleep control register: SLP_EN */
+#define TG_ACPI_S5		5	/* \_S5 sleep type tern-vmm uses */
 #define TG_LAPIC_BASE		0xfee00000
 
 #endif

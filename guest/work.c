@@ -13,8 +13,11 @@
  * working-set pages (verify first, then gen++ and write the whole page),
  * walking them with a stride coprime to the working-set size, paced to
  * tg.rate with the TSC. No page is ever touched by two CPUs, so no locks.
- * The TSC gap between consecutive iterations is the CPU's stall; migration
- * downtime shows up as the largest stall.
+ * The longest TSC gap between two moments a CPU was seen running (loop
+ * iterations, and each spin and port access while it prints) is its stall
+ * (struct tg_gap); migration downtime shows up as the largest stall, the
+ * guest's own printing does not. With tg.echo=1, CPU 0 also polls COM1
+ * every TG_ECHO_MS and reports what arrived as TG KEY lines.
  */
 #include "tg.h"
 
@@ -23,6 +26,8 @@
 #define TG_FP		8		/* fractional bits of pacing times */
 #define TG_ERR_LINES	8		/* ERROR lines per CPU per interval */
 #define TG_CATCHUP_MS	100		/* pacing debt kept after a stall */
+#define TG_ECHO_MS	10		/* console input poll period */
+#define TG_KEY_MAX	32		/* bytes per TG KEY line */
 
 struct tg_cpu {
 	u64 first;		/* first pool index of the slice */
@@ -32,7 +37,8 @@ struct tg_cpu {
 	u64 stride, wpos, vpos;
 	u64 base, w_next, v_next, v_tpp;	/* pacing, TG_FP fixed point */
 	u64 writes, verified, errors;
-	u64 stall, stall_all;	/* TSC ticks */
+	struct tg_gap gap;	/* stall since the last report */
+	u64 stall_all;		/* longest stall of the run, TSC ticks */
 	u64 rep_tsc, rep_writes, next_report;
 	u32 err_lines;
 	bool tsc_warned;
@@ -41,7 +47,7 @@ struct tg_cpu {
 static struct tg_cpu tg_cpus[TG_MAX_CPUS];
 static u32 tg_ncpus;
 static u64 tg_w_tpp, tg_report_ticks;
-static u64 tg_fill_t0, tg_run_t0, tg_stop_tsc;
+static u64 tg_fill_t0, tg_run_t0, tg_stop_tsc, tg_echo_next;
 static volatile u32 tg_go, tg_filled_cnt, tg_run, tg_stop, tg_final_cnt;
 
 static inline u64 tg_mix(u64 x)
@@ -137,9 +143,9 @@ static void tg_error(struct tg_cpu *c, u32 cpu, u64 pfn, u32 gen, int w)
 	if (c->err_lines >= TG_ERR_LINES)
 		return;
 	c->err_lines++;
-	tg_printf("TG ERROR cpu=%u page=0x%lx word=%d expected=0x%lx got=0x%lx\n",
-		  cpu, pfn * TG_PAGE_SIZE, w, tg_expected(pfn, gen, (u32)w),
-		  p[w]);
+	tg_cprintf(&c->gap, "TG ERROR cpu=%u page=0x%lx word=%d expected=0x%lx "
+		   "got=0x%lx\n", cpu, pfn * TG_PAGE_SIZE, w,
+		   tg_expected(pfn, gen, (u32)w), p[w]);
 }
 
 /* Verify one page; a bad page is counted, reported and rewritten. */
@@ -259,23 +265,25 @@ static void tg_fill(struct tg_cpu *c)
 	}
 }
 
+/* The stall is read and reset first: the line's own ticks go to the next. */
 static void tg_report(struct tg_cpu *c, u32 cpu, u64 now)
 {
 	u64 dt = now - c->rep_tsc, dw = c->writes - c->rep_writes;
 	u64 rate = dt ? dw * tg_tsc_khz / 256 * 1000 / dt : 0;
+	u64 stall = c->gap.max;
 
-	if (c->stall > c->stall_all)
-		c->stall_all = c->stall;
-	tg_printf("TG STAT t_ms=%lu cpu=%u writes_mib=%lu rate_mibs=%lu "
-		  "verified_mib=%lu errors=%lu maxstall_us=%lu "
-		  "maxstall_all_us=%lu\n",
-		  tg_ms_since_boot(now), cpu, c->writes >> 8, rate,
-		  c->verified >> 8, c->errors, tg_ticks_to_us(c->stall),
-		  tg_ticks_to_us(c->stall_all));
+	c->gap.max = 0;
+	if (stall > c->stall_all)
+		c->stall_all = stall;
 	c->rep_tsc = now;
 	c->rep_writes = c->writes;
-	c->stall = 0;
 	c->err_lines = 0;
+	tg_cprintf(&c->gap, "TG STAT t_ms=%lu cpu=%u writes_mib=%lu "
+		   "rate_mibs=%lu verified_mib=%lu errors=%lu maxstall_us=%lu "
+		   "maxstall_all_us=%lu\n",
+		   tg_ms_since_boot(now), cpu, c->writes >> 8, rate,
+		   c->verified >> 8, c->errors, tg_ticks_to_us(stall),
+		   tg_ticks_to_us(c->stall_all));
 	while (c->next_report <= now)
 		c->next_report += tg_report_ticks;
 }
@@ -295,16 +303,36 @@ static u64 tg_pace(u64 next, u64 tpp, u64 t)
  * migration breaks this). Say so once per CPU and shift this CPU's TSC
  * references so pacing and reporting keep working; t_ms shows the jump.
  */
-static void tg_tsc_backwards(struct tg_cpu *c, u32 cpu, u64 delta)
+static void tg_tsc_backwards(struct tg_cpu *c, u32 cpu)
 {
+	u64 delta = c->gap.back;
+
+	c->gap.back = 0;
 	if (!c->tsc_warned) {
 		c->tsc_warned = true;
-		tg_printf("TG WARN cpu=%u tsc went backwards by %lu ticks\n",
-			  cpu, delta);
+		tg_cprintf(&c->gap, "TG WARN cpu=%u tsc went backwards by %lu "
+			   "ticks\n", cpu, delta);
 	}
 	c->base -= delta;
 	c->rep_tsc -= delta;
 	c->next_report -= delta;
+}
+
+/* tg.echo=1, CPU 0: report what arrived on COM1 since the last poll. */
+static void tg_echo_poll(struct tg_cpu *c, u64 now)
+{
+	char line[TG_KEY_MAX * 3 + 1];
+	u8 buf[TG_KEY_MAX];
+	u32 n, i;
+
+	while (tg_echo_next <= now)
+		tg_echo_next += TG_ECHO_MS * tg_tsc_khz;
+	n = tg_serial_read(buf, sizeof(buf), &c->gap);
+	if (!n)
+		return;
+	for (i = 0; i < n; i++)
+		tg_snprintf(line + 3 * i, 4, " %02x", buf[i]);
+	tg_cprintf(&c->gap, "TG KEY%s\n", line);
 }
 
 /* One iteration = verify one page, rewrite one page, or pause. */
@@ -312,16 +340,19 @@ static void tg_loop(struct tg_cpu *c, u32 cpu)
 {
 	bool paced = tg_params.rate_mode == TG_RATE_PACED;
 	bool writer = tg_params.rate_mode != TG_RATE_IDLE && c->wss;
-	u64 now, t, last = tg_rdtsc();
+	bool echo = tg_params.echo && !cpu;
+	u64 now, t;
 
-	c->base = last;
+	c->base = tg_rdtsc();
+	c->gap.last = c->base;
+	c->gap.max = 0;
+	if (echo)
+		tg_echo_next = c->base;
 	for (;;) {
 		now = tg_rdtsc();
-		if (now < last)
-			tg_tsc_backwards(c, cpu, last - now);
-		else if (now - last > c->stall)
-			c->stall = now - last;
-		last = now;
+		tg_gap_note(&c->gap, now);
+		if (c->gap.back)
+			tg_tsc_backwards(c, cpu);
 		t = (now - c->base) << TG_FP;
 		if (c->v_tpp && t >= c->v_next) {
 			tg_verify_one(c, cpu);
@@ -333,10 +364,10 @@ static void tg_loop(struct tg_cpu *c, u32 cpu)
 		} else {
 			tg_pause();
 		}
-		if (now >= c->next_report) {
+		if (echo && now >= tg_echo_next)
+			tg_echo_poll(c, now);
+		if (now >= c->next_report)
 			tg_report(c, cpu, now);
-			last = tg_rdtsc();
-		}
 		if (tg_stop)
 			return;
 		if (!cpu && tg_stop_tsc && now >= tg_stop_tsc)
@@ -356,7 +387,10 @@ static void tg_wait_flag(volatile u32 *flag)
 		tg_pause();
 }
 
-/* Final full verification of the slice, then DONE and exit (BSP). */
+/*
+ * Final full verification of the slice. Then the APs halt, and the BSP
+ * prints DONE and ends the run the way tg.exit says.
+ */
 static void tg_finish(struct tg_cpu *c, u32 cpu) __attribute__((noreturn));
 static void tg_finish(struct tg_cpu *c, u32 cpu)
 {
@@ -369,18 +403,17 @@ static void tg_finish(struct tg_cpu *c, u32 cpu)
 		  "writes_mib=%lu maxstall_all_us=%lu\n", cpu,
 		  (c->verified - v0) >> 8, c->errors - e0,
 		  (tg_rdtsc() - t0) / tg_tsc_khz, c->writes >> 8,
-		  tg_ticks_to_us(c->stall > c->stall_all ? c->stall :
-							   c->stall_all));
+		  tg_ticks_to_us(c->gap.max > c->stall_all ? c->gap.max :
+							     c->stall_all));
 	__atomic_add_fetch(&tg_final_cnt, 1, __ATOMIC_RELEASE);
 	if (cpu)
-		for (;;)
-			tg_pause();
+		tg_halt();
 	tg_wait_count(&tg_final_cnt, tg_ncpus);
 	for (i = 0; i < tg_ncpus; i++)
 		errors += tg_cpus[i].errors;
 	tg_printf("TG DONE errors=%lu t_ms=%lu\n", errors,
 		  tg_ms_since_boot(tg_rdtsc()));
-	tg_exit(errors ? 1 : 0);
+	tg_end(tg_params.exit_mode, errors ? 1 : 0);
 }
 
 /* tg.selftest_corrupt=1: flip a bit behind the generation array's back. */
