@@ -39,6 +39,8 @@ struct api_migrate_params {
 	uint64_t completion_timeout_per_gib; /* s; 0: default (150) */
 	uint64_t progress_timeout_s;	/* s; 0: default (150) */
 	char timeout_action[8];		/* "abort" (default) or "force" */
+	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
+	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
 };
 
 /*
@@ -93,6 +95,9 @@ struct api_migration_info {
 	uint64_t bandwidth_limit_bps;	/* 0: unlimited */
 	uint32_t throttle_pct;		/* auto-converge throttle in force */
 	uint32_t progress_pct;		/* 0..100, never goes back */
+	uint64_t pages_xbzrle;		/* pages sent as deltas */
+	uint64_t xbzrle_cache_hits, xbzrle_cache_misses, xbzrle_overflows;
+	uint64_t xbzrle_bytes_saved;
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
 };

@@ -109,6 +109,15 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 
 		json_object_set_new(o, "throttle_pct", json_integer(m->throttle_pct));
 		json_object_set_new(o, "progress_pct", json_integer(m->progress_pct));
+		json_object_set_new(o, "pages_xbzrle", json_integer(api_json_u64(m->pages_xbzrle)));
+		json_object_set_new(o, "xbzrle_cache_hits",
+				    json_integer(api_json_u64(m->xbzrle_cache_hits)));
+		json_object_set_new(o, "xbzrle_cache_misses",
+				    json_integer(api_json_u64(m->xbzrle_cache_misses)));
+		json_object_set_new(o, "xbzrle_overflows",
+				    json_integer(api_json_u64(m->xbzrle_overflows)));
+		json_object_set_new(o, "xbzrle_bytes_saved",
+				    json_integer(api_json_u64(m->xbzrle_bytes_saved)));
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
 	}

@@ -36,6 +36,9 @@ static const struct api_field api_migrate_fields[] = {
 	  offsetof(struct api_request, migrate.progress_timeout_s), 0, 1, 1000000, false },
 	{ "timeout_action", API_FIELD_STRING, offsetof(struct api_request, migrate.timeout_action),
 	  sizeof(((struct api_migrate_params *)0)->timeout_action), 0, 0, false },
+	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
+	{ "xbzrle_cache_mib", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
 	API_FIELD_END,
 };
 

@@ -79,8 +79,13 @@ static void print_summary(const json_t *o)
 	printf("  on the wire: %s (guest RAM %s)\n",
 	       fmt_bytes(jget(o, "transferred_bytes"), tr, sizeof(tr)),
 	       fmt_bytes(jget(o, "ram_bytes"), ram, sizeof(ram)));
-	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero\n",
-	       jget(o, "pages_normal"), jget(o, "pages_zero"));
+	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero, %" PRIu64 " xbzrle\n",
+	       jget(o, "pages_normal"), jget(o, "pages_zero"), jget(o, "pages_xbzrle"));
+	if (jget(o, "pages_xbzrle") || jget(o, "xbzrle_cache_misses"))
+		printf("  xbzrle:      %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
+		       " overflows, %s saved\n", jget(o, "xbzrle_cache_hits"),
+		       jget(o, "xbzrle_cache_misses"), jget(o, "xbzrle_overflows"),
+		       fmt_bytes(jget(o, "xbzrle_bytes_saved"), tr, sizeof(tr)));
 	printf("  passes:      %" PRIu64 "\n", jget(o, "pass"));
 	if (*jstr(o, "strategy"))
 		printf("  strategy:    %s\n", jstr(o, "strategy"));
@@ -133,6 +138,7 @@ static const struct {
 	{ "--throttle-max", "throttle_max", 1, 99 },
 	{ "--completion-timeout", "completion_timeout_per_gib", 1, 1000000 },
 	{ "--progress-timeout", "progress_timeout_s", 1, 1000000 },
+	{ "--xbzrle-cache", "xbzrle_cache_mib", 1, 65536 },
 };
 
 /* Word options: value checked by the server too. */
@@ -197,6 +203,8 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			continue;
 		if (!strcmp(argv[i], "--wait"))
 			wait = true;
+		else if (!strcmp(argv[i], "--xbzrle"))
+			json_object_set_new(body, "xbzrle", json_true());
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
 			status = r ? r : status;
 		else if (argv[i][0] != '-' && !uri)

@@ -70,7 +70,9 @@ static void cli_help(FILE *f)
 	      "  --throttle-max PCT          at most (default 99)\n"
 	      "  --completion-timeout S      seconds per GiB of guest RAM (default 150)\n"
 	      "  --progress-timeout S        seconds without progress (default 150)\n"
-	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n", f);
+	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n"
+	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"

@@ -108,12 +108,39 @@ static int on_iter_end(void *opaque, uint64_t iteration, struct err *err)
 	return ret ? err_set(err, ret, "cannot acknowledge pass %s: %s", msg, strerror(-ret)) : 0;
 }
 
+/* A re-sent page as a delta to what we hold: apply it in place. */
+static int on_ram_xbzrle(void *opaque, const struct mig_ram_block *blk,
+			 uint64_t offset, const uint8_t *delta, size_t len,
+			 struct err *err)
+{
+	if (xbzrle_decode(delta, len, (uint8_t *)blk->host + offset, blk->page_size) < 0)
+		return err_set(err, -EPROTO, "malformed XBZRLE delta (%zu bytes) for page 0x%llx of '%s'",
+			       len, (unsigned long long)offset, blk->idstr);
+	return 0;
+}
+
 static const struct mig_load_ops dest_ops = {
 	.on_config = on_config,
 	.on_ram_blocks = on_ram_blocks,
+	.on_ram_xbzrle = on_ram_xbzrle,
 	.on_iter_end = on_iter_end,
 	.on_section = on_section,
 };
+
+/* The whole stream, accepting the features this engine implements. */
+static int dest_load(struct mig_stream *in, struct dest_ctx *d, struct err *err)
+{
+	struct mig_loader l;
+	int rc;
+
+	mig_loader_init(&l, in, &dest_ops, d);
+	l.features_ok = MIG_FEAT_XBZRLE;
+	rc = mig_loader_header(&l, err);
+	while (!rc)
+		rc = mig_loader_step(&l, err);
+	mig_loader_fini(&l);
+	return rc < 0 ? rc : 0;
+}
 
 static int accept_one(int listen_fd, struct err *err)
 {
@@ -206,7 +233,7 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		return err_set(err, ret, "out of memory");
 	}
 	mig_stream_set_timeout(&in, MIG_IO_TIMEOUT_MS);
-	ret = mig_load(&in, &dest_ops, &d, err);
+	ret = dest_load(&in, &d, err);
 	if (!ret)
 		ret = dest_handover(&d, fd, err);
 	if (stats) {

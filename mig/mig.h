@@ -48,6 +48,8 @@ struct mig_params {
 	uint32_t completion_timeout_per_gib; /* s per GiB of RAM (min 1 GiB); default 150; 0 = none */
 	uint32_t progress_timeout_s;	/* s without a new low of remaining data; default 150; 0 = none */
 	enum mig_timeout_action timeout_action;
+	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
+	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
 };
 
 void mig_params_init(struct mig_params *p);
@@ -85,6 +87,9 @@ struct mig_stats {
 	uint32_t downtime_limit_ms;
 	uint64_t bandwidth_limit;
 	uint32_t throttle_pct;		/* auto-converge throttle now */
+	uint64_t pages_xbzrle;		/* pages sent as XBZRLE deltas */
+	uint64_t xbzrle_cache_hits, xbzrle_cache_misses, xbzrle_overflows;
+	uint64_t xbzrle_bytes_saved;
 	uint32_t progress_pct;		/* 0..100, never goes back */
 	char strategy[128];		/* what the engine does and why */
 	char error[256];

@@ -12,7 +12,9 @@
 
 #include "err.h"
 #include "mig.h"
+#include "page_cache.h"
 #include "stream.h"
+#include "xbzrle.h"
 
 /*
  * Control records, framed like stream records (16-byte header, payload),
@@ -60,9 +62,15 @@ struct ram_sender {
 	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
 	uint64_t rate_start_ns, rate_bytes;
 	/* counters, updated as pages go out */
-	uint64_t pages_normal, pages_zero;
+	uint64_t pages_normal, pages_zero, pages_xbzrle;
 	uint64_t send_ns;		/* time spent writing page batches */
 	uint64_t send_bytes;
+	/* XBZRLE (pass >= 2 only): cache of sent pages, scratch, counters */
+	struct page_cache *xcache;
+	uint8_t *xsnap, *xdelta;
+	uint64_t generation;		/* current pass */
+	uint64_t xpages;		/* pages through XBZRLE (progress ticks) */
+	struct xbzrle_stats xstats;
 	/* called after every batch sent: progress, and a chance to abort */
 	int (*progress)(void *opaque, struct err *err);
 	void *progress_opaque;
@@ -75,6 +83,9 @@ struct ram_sender {
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_stream *out,
 		    atomic_bool *cancel, uint64_t bandwidth, struct err *err);
+/* Re-send dirty pages as XBZRLE deltas against a cache of `cache_bytes`. */
+int ram_sender_enable_xbzrle(struct ram_sender *rs, uint64_t cache_bytes,
+			     struct err *err);
 void ram_sender_fini(struct ram_sender *rs);
 /* Pass 1: every page not known to be zero (the destination starts zeroed). */
 int ram_send_first_pass(struct ram_sender *rs, struct err *err);

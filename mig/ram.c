@@ -60,8 +60,24 @@ int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_stream *out
 	return 0;
 }
 
+int ram_sender_enable_xbzrle(struct ram_sender *rs, uint64_t cache_bytes,
+			     struct err *err)
+{
+	rs->xcache = page_cache_new(cache_bytes, PAGE, err);
+	if (!rs->xcache)
+		return err && err->code ? err->code : -ENOMEM;
+	rs->xsnap = malloc(PAGE);
+	rs->xdelta = malloc(PAGE);
+	if (!rs->xsnap || !rs->xdelta)
+		return err_set(err, -ENOMEM, "out of memory for XBZRLE buffers");
+	return 0;
+}
+
 void ram_sender_fini(struct ram_sender *rs)
 {
+	page_cache_free(rs->xcache);
+	free(rs->xsnap);
+	free(rs->xdelta);
 	for (unsigned b = 0; b < rs->nblocks; b++)
 		free(rs->bitmap[b]);
 	free(rs->batch_off);
@@ -203,8 +219,60 @@ static int send_zero_run(struct ram_sender *rs, unsigned b, uint64_t pfn,
 	if (ret)
 		return ret;
 	rs->pages_zero += n;
+	for (uint64_t i = 0; rs->xcache && i < n; i++)
+		page_cache_invalidate(rs->xcache, rs->blocks[b].id, (pfn + i) * PAGE);
 	if (mig_stream_put_ram_zero(rs->out, rs->blocks[b].id, pfn * PAGE, n))
 		return mig_stream_get_err(rs->out, err);
+	return 0;
+}
+
+/*
+ * One dirty page through XBZRLE: snapshot it (the guest keeps writing),
+ * then send the delta to what the destination holds, the snapshot whole, or
+ * nothing; the cache always ends equal to what the destination has.
+ */
+static int xbzrle_page(struct ram_sender *rs, unsigned b, uint64_t pfn,
+		       struct err *err)
+{
+	uint32_t id = rs->blocks[b].id;
+	size_t len = 0;
+	uint64_t t0;
+	int ret = 0;
+
+	memcpy(rs->xsnap, rs->blocks[b].host + pfn * PAGE, PAGE);
+	switch (xbzrle_save_page(rs->xcache, id, pfn * PAGE, rs->xsnap, rs->generation,
+				 rs->xdelta, PAGE - 64, &len, &rs->xstats)) {
+	case XBZRLE_SEND_DELTA:
+		t0 = time_now_ns();
+		ret = mig_stream_put_ram_xbzrle(rs->out, id, pfn * PAGE, rs->xdelta, len);
+		rs->send_ns += time_now_ns() - t0;
+		rs->send_bytes += len;
+		rs->pages_xbzrle++;
+		break;
+	case XBZRLE_SEND_PAGE:
+		t0 = time_now_ns();
+		ret = mig_stream_put_ram_page(rs->out, id, pfn * PAGE, rs->xsnap);
+		rs->send_ns += time_now_ns() - t0;
+		rs->send_bytes += PAGE;
+		rs->pages_normal++;
+		len = 0;
+		break;
+	case XBZRLE_SEND_NOTHING:
+		break;
+	default:
+		return err_set(err, -EINVAL, "XBZRLE: no verdict for page 0x%llx",
+			       (unsigned long long)(pfn * PAGE));
+	}
+	if (ret)
+		return mig_stream_get_err(rs->out, err);
+	rate_limit(rs, len ? len : PAGE);
+	/* as often as a batch would: progress, cancel, the peer's errors */
+	if (++rs->xpages % BATCH_PAGES == 0) {
+		if (atomic_load(rs->cancel))
+			return err_set(err, -ECANCELED, "migration cancelled");
+		if (rs->progress)
+			return rs->progress(rs->progress_opaque, err);
+	}
 	return 0;
 }
 
@@ -230,7 +298,8 @@ static int send_chunk(struct ram_sender *rs, unsigned b, uint64_t first,
 				zero_n = 1;
 				continue;
 			}
-			ret = queue_page(rs, b, pfn, err);
+			ret = rs->xcache ? xbzrle_page(rs, b, pfn, err) :
+					   queue_page(rs, b, pfn, err);
 		}
 	}
 	if (!ret && zero_n)
@@ -242,6 +311,7 @@ int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err)
 {
 	int ret = 0;
 
+	rs->generation++;
 	for (unsigned b = 0; b < rs->nblocks && !ret; b++) {
 		for (uint64_t first = 0; first < rs->npages[b] && !ret; first += CHUNK_PAGES) {
 			uint64_t n = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);

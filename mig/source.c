@@ -64,6 +64,7 @@ void mig_params_init(struct mig_params *p)
 	p->completion_timeout_per_gib = 150;	/* upstream KubeVirt's */
 	p->progress_timeout_s = 150;
 	p->timeout_action = MIG_TA_ABORT;
+	p->xbzrle_cache_bytes = 64ULL << 20;	/* QEMU's xbzrle-cache-size */
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -99,6 +100,11 @@ static void update_counters(struct mig_source *m)
 	m->st.transferred = mig_stream_offset(&m->out);
 	m->st.pages_normal = m->rs.pages_normal;
 	m->st.pages_zero = m->rs.pages_zero;
+	m->st.pages_xbzrle = m->rs.pages_xbzrle;
+	m->st.xbzrle_cache_hits = m->rs.xstats.cache_hits;
+	m->st.xbzrle_cache_misses = m->rs.xstats.cache_misses;
+	m->st.xbzrle_overflows = m->rs.xstats.overflows;
+	m->st.xbzrle_bytes_saved = m->rs.xstats.bytes_saved;
 	m->st.elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
 }
@@ -211,6 +217,8 @@ static int send_setup(struct mig_source *m, struct err *err)
 	if (!cfg)
 		return err_set(err, -ENOMEM, "cannot encode the VM configuration");
 	mig_header_init(&h, VM_PAGE_SIZE);
+	if (m->p.xbzrle)
+		h.features |= MIG_FEAT_XBZRLE;
 	mig_stream_put_header(&m->out, &h);
 	mig_stream_put_producer(&m->out, "tern-vmm " TERN_VERSION);
 	mig_stream_put_config(&m->out, cfg, strlen(cfg));
@@ -399,6 +407,8 @@ static int source_run(struct mig_source *m, struct err *err)
 	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
 	m->rs.progress = on_progress;
 	m->rs.progress_opaque = m;
+	if (!ret && m->p.xbzrle)
+		ret = ram_sender_enable_xbzrle(&m->rs, m->p.xbzrle_cache_bytes, err);
 	if (!ret)
 		ret = send_setup(m, err);
 	if (!ret)

@@ -28,7 +28,13 @@ unsigned vm_ram_blocks(struct vm *vm, struct mig_ram_block *blocks, unsigned max
  * dirty (KVM_DIRTY_LOG_INITIALLY_SET), vm_dirty_log_get() reads a block's
  * bitmap (bit i = page i, 64-bit words, little-endian), and
  * vm_dirty_log_clear() re-protects a range of pages just before they are
- * sent, so a write after the clear is caught by the next get.
+ * sent, so a write after the clear is caught by the next get. A get does
+ * not consume: bits stay set until cleared.
+ *
+ * Two backends keep this contract, chosen when the VM is created
+ * (TERN_DIRTY_LOG=ring|bitmap, dirty_ring.h): the KVM dirty bitmap, and
+ * the KVM dirty ring, where get and clear first harvest the rings into an
+ * accumulated bitmap and re-protect the harvested pages at once.
  */
 int vm_dirty_log_start(struct vm *vm, struct err *err);
 int vm_dirty_log_get(struct vm *vm, unsigned block, uint64_t *bitmap,

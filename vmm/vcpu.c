@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 
 #include "boot/boot.h"
+#include "dirty_ring.h"
 #include "log.h"
 #include "util.h"
 #include "vm.h"
@@ -236,6 +237,15 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
 		return true;
+	case KVM_EXIT_DIRTY_RING_FULL: {
+		/* ring backend: harvest + reset before re-entering (dirty_ring.c) */
+		struct err err = { 0 };
+
+		if (!dirty_ring_vcpu_full(v->vm, v->id, &err))
+			return true;
+		vcpu_report_failure(v, err.msg);
+		return false;
+	}
 	case KVM_EXIT_SHUTDOWN:
 		vm_request_exit(v->vm, VM_EXIT_RESET, 0, "vCPU %u: triple fault (guest reset)", v->id);
 		return false;

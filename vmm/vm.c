@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "dirty_ring.h"
 #include "layout.h"
 #include "log.h"
 #include "util.h"
@@ -154,6 +155,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 	ret = vm_alloc_memory(vm, cfg->mem_size, err);
 	if (ret)
 		return ret;
+	/* dirty ring or bitmap: KVM takes the ring only before any vCPU exists */
+	ret = dirty_ring_enable(vm, err);
+	if (ret)
+		return ret;
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->exit_efd < 0)
 		return err_set(err, -errno, "eventfd: %s", strerror(errno));
@@ -175,7 +180,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return dirty_ring_map(vm, err);	/* no-op with the bitmap backend */
 }
 
 static int read_file(const char *what, const char *path, uint8_t **buf,
@@ -463,6 +468,7 @@ void vm_destroy(struct vm *vm)
 	if (!vm->initialized)
 		return;
 	vm_stop(vm);
+	dirty_ring_free(vm);	/* unmaps the rings before the vCPU fds close */
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->nr_vcpus; i++)
 			kvm_destroy_vcpu(&vm->kvm, &vm->vcpus[i].kfd);

@@ -55,6 +55,7 @@ struct vm_config {
 };
 
 struct vm;
+struct dirty_ring;
 
 struct vcpu {
 	struct vm *vm;
@@ -97,6 +98,7 @@ struct vm {
 
 	bool dirty_manual_enabled;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
 	bool dirty_initially_set;
+	struct dirty_ring *dirty_ring;	/* NULL: bitmap backend (dirty_ring.h) */
 
 	char kernel_path[4096];
 	char initrd_path[4096];

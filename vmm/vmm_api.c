@@ -80,6 +80,11 @@ static void fill_migration(struct api_migration_info *out)
 	out->downtime_limit_ms = st.downtime_limit_ms;
 	out->bandwidth_limit_bps = st.bandwidth_limit;
 	out->throttle_pct = st.throttle_pct;
+	out->pages_xbzrle = st.pages_xbzrle;
+	out->xbzrle_cache_hits = st.xbzrle_cache_hits;
+	out->xbzrle_cache_misses = st.xbzrle_cache_misses;
+	out->xbzrle_overflows = st.xbzrle_overflows;
+	out->xbzrle_bytes_saved = st.xbzrle_bytes_saved;
 	out->progress_pct = st.progress_pct;
 	str_copy(out->strategy, sizeof(out->strategy), st.strategy);
 }
@@ -119,6 +124,9 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 		mp->completion_timeout_per_gib = (uint32_t)p->completion_timeout_per_gib;
 	if (p->progress_timeout_s)
 		mp->progress_timeout_s = (uint32_t)p->progress_timeout_s;
+	mp->xbzrle = p->xbzrle;
+	if (p->xbzrle_cache_mib)
+		mp->xbzrle_cache_bytes = p->xbzrle_cache_mib << 20;
 	return 0;
 }
 

@@ -47,8 +47,15 @@ static const struct mig_rec_loader rec_loaders[MIG_REC_CORE_END] = {
 	[MIG_REC_EOF] = { "EOF", 0, false, mig_load_eof },
 };
 
+/* Outside the core range: decoded only when the header's feature says so. */
+static const struct mig_rec_loader xbzrle_loader = {
+	"RAM_XBZRLE", 12 + MIG_PAGE_SIZE_MAX, false, mig_load_ram_xbzrle,
+};
+
 const struct mig_rec_loader *mig_rec_loader_find(uint16_t type)
 {
+	if (type == MIG_REC_RAM_XBZRLE)
+		return &xbzrle_loader;
 	if (type >= MIG_REC_CORE_END || !rec_loaders[type].load)
 		return NULL;
 	return &rec_loaders[type];

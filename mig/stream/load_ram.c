@@ -349,3 +349,42 @@ int mig_load_iter_end(struct mig_loader *l, struct err *err)
 	return mig_load_cb_err(l->ops->on_iter_end(l->ctx, iter, err),
 			       "on_iter_end", err);
 }
+
+/*
+ * RAM_XBZRLE: {u32 block, u64 offset, delta}. Valid only in a stream whose
+ * header has MIG_FEAT_XBZRLE; the delta itself is checked by the engine's
+ * decoder (mig/xbzrle.c), which rejects any malformed one untouched.
+ */
+int mig_load_ram_xbzrle(struct mig_loader *l, struct err *err)
+{
+	uint64_t len = l->rec.length, ps = l->hdr.page_size, off;
+	struct mig_ram_block *b;
+	uint8_t *delta;
+	uint32_t id;
+	int rc;
+
+	if (!(l->hdr.features & MIG_FEAT_XBZRLE))
+		return err_set(err, -EPROTO, "XBZRLE page in a stream without the XBZRLE feature");
+	if (len < 12 + 4 || len > 12 + ps)
+		return err_set(err, -EPROTO, "length %llu outside 16..%llu",
+			       (unsigned long long)len, (unsigned long long)(12 + ps));
+	id = mig_stream_get_u32(l->in);
+	off = mig_stream_get_u64(l->in);
+	if (mig_stream_error(l->in))
+		return mig_load_stream_err(l, err);
+	b = get_block(l, id, err);
+	if (!b || check_range(l, b, off, 1, err))
+		return err->code;
+	delta = scratch_pages(l, len - 12, err);
+	if (!delta)
+		return err->code;
+	mig_stream_get_bytes(l->in, delta, len - 12);
+	rc = mig_load_finish(l, err);
+	if (rc)
+		return rc;
+	if (!l->ops->on_ram_xbzrle)
+		return err_set(err, -ENOTSUP, "no XBZRLE decoder (on_ram_xbzrle)");
+	l->pages++;
+	return mig_load_cb_err(l->ops->on_ram_xbzrle(l->ctx, b, off, delta, len - 12, err),
+			       "on_ram_xbzrle", err);
+}

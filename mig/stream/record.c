@@ -240,6 +240,21 @@ int mig_stream_put_ram_zero(struct mig_stream *s, uint32_t block,
 	return mig_stream_error(s);
 }
 
+int mig_stream_put_ram_xbzrle(struct mig_stream *s, uint32_t block,
+			      uint64_t offset, const void *delta, size_t len)
+{
+	if (need_page_size(s, MIG_REC_RAM_XBZRLE))
+		return mig_stream_error(s);
+	if (len < 4 || len > s->page_size)
+		return mig_stream_set_error(s, -EINVAL, "RAM_XBZRLE: delta of %zu bytes", len);
+	mig_rec_begin(s, MIG_REC_RAM_XBZRLE, 0, 0, 12 + len);
+	mig_stream_put_u32(s, block);
+	mig_stream_put_u64(s, offset);
+	mig_stream_put_bytes(s, delta, len);
+	mig_rec_end(s);
+	return mig_stream_error(s);
+}
+
 int mig_stream_put_ram_batch(struct mig_stream *s, uint32_t block,
 			     const uint64_t *offsets, const void *const *pages,
 			     size_t n)

@@ -93,6 +93,7 @@ enum mig_rec_type {
 
 	/* Reserved ranges, not decoded by format 1.0 readers. */
 	MIG_REC_XBZRLE_FIRST = 0x0100,	/* RAM_XBZRLE and friends */
+	MIG_REC_RAM_XBZRLE = 0x0100,	/* a page as a delta (needs MIG_FEAT_XBZRLE) */
 	MIG_REC_XBZRLE_LAST = 0x01ff,
 	MIG_REC_POSTCOPY_FIRST = 0x0200,/* ADVISE, DISCARD, LISTEN, PACKAGE.. */
 	MIG_REC_POSTCOPY_LAST = 0x02ff,
@@ -274,6 +275,9 @@ int mig_stream_put_ram_zero(struct mig_stream *s, uint32_t block,
 int mig_stream_put_ram_batch(struct mig_stream *s, uint32_t block,
 			     const uint64_t *offsets, const void *const *pages,
 			     size_t n);
+/* RAM_XBZRLE: a delta (mig/xbzrle.h) to the page's last sent bytes. */
+int mig_stream_put_ram_xbzrle(struct mig_stream *s, uint32_t block,
+			      uint64_t offset, const void *delta, size_t len);
 int mig_stream_put_iter_end(struct mig_stream *s, uint64_t iteration);
 int mig_stream_put_section_full(struct mig_stream *s,
 				const struct mig_section_info *sec,
@@ -441,6 +445,10 @@ struct mig_load_ops {
 			    size_t n, struct err *err);
 	int (*on_ram_zero)(void *ctx, const struct mig_ram_block *blk,
 			   uint64_t offset, uint64_t npages, struct err *err);
+	/* RAM_XBZRLE (only with MIG_FEAT_XBZRLE): apply `delta` to the page. */
+	int (*on_ram_xbzrle)(void *ctx, const struct mig_ram_block *blk,
+			     uint64_t offset, const uint8_t *delta, size_t len,
+			     struct err *err);
 	int (*on_iter_end)(void *ctx, uint64_t iteration, struct err *err);
 	/* SECTION_FULL. `in` is a memory reader over the state bytes. */
 	int (*on_section)(void *ctx, const struct mig_section_info *info,

@@ -122,6 +122,7 @@ int mig_load_ram_blocks(struct mig_loader *l, struct err *err);
 int mig_load_ram_page(struct mig_loader *l, struct err *err);
 int mig_load_ram_pages(struct mig_loader *l, struct err *err);
 int mig_load_ram_zero(struct mig_loader *l, struct err *err);
+int mig_load_ram_xbzrle(struct mig_loader *l, struct err *err);
 int mig_load_iter_end(struct mig_loader *l, struct err *err);
 int mig_load_section_full(struct mig_loader *l, struct err *err);
 int mig_load_section_start(struct mig_loader *l, struct err *err);

@@ -67,13 +67,28 @@ def timeout_action_force_finishes():
         guest_alive_and_clean(p.dst, "destination")
 
 
+@tap.case()
+def xbzrle_migration_is_exact():
+    """Dirty pages re-sent as deltas (and whole pages through the same
+    cache) must rebuild exactly the source's memory: the guest verifies."""
+    with Pair(HOT, memory="256M") as p:
+        p.wait_ready()
+        r = p.migrate("--bandwidth", "40", "--xbzrle", "--xbzrle-cache", "16", timeout=300)
+        check(r.returncode == 0, f"migrate exit {r.returncode}: {r.stdout[-800:]}")
+        m = re.search(r"xbzrle:\s+(\d+) hits, (\d+) misses", r.stdout)
+        check(m and int(m.group(1)) + int(m.group(2)) > 0, f"XBZRLE unused: {r.stdout[-600:]}")
+        p.dst.wait_for(r"^TG STAT .*maxstall_all_us=\d+\n", timeout=30)
+        guest_alive_and_clean(p.dst, "destination")
+
+
 @tap.case(needs_kvm=False)
 def bad_knobs_are_refused():
     from harness import CLI
     for args, needle in ((["--auto-converge", "maybe"], "--auto-converge"),
                          (["--throttle-max", "100"], "--throttle-max"),
                          (["--timeout-action", "retry"], "--timeout-action"),
-                         (["--completion-timeout", "0"], "--completion-timeout")):
+                         (["--completion-timeout", "0"], "--completion-timeout"),
+                         (["--xbzrle-cache", "0"], "--xbzrle-cache")):
         r = run([CLI, "--vmm", "/nonexistent.sock", "migrate", "tcp:127.0.0.1:1"] + args)
         check(r.returncode == 2 and needle in r.stderr, f"{args}: {r.returncode} {r.stderr!r}")
 
