@@ -28,7 +28,7 @@ static struct {
 	struct mig_source *mig;
 	char uri[256];
 	uint64_t completed_ns;		/* migration completed at */
-	bool final_seen;		/* a client read the completed status */
+	uint64_t final_seen_ns;		/* a client read the completed status */
 	bool vm_ready;			/* the VM exists (booted or received) */
 } ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -146,8 +146,13 @@ void vmm_api_tick(void)
 	bool leave;
 
 	pthread_mutex_lock(&ctl.lock);
+	/*
+	 * Leave once the final status was read (and its reply had time to go
+	 * out: the API server is stopped on the way out), or after LINGER_MS.
+	 */
 	leave = ctl.completed_ns &&
-		(ctl.final_seen || time_now_ns() - ctl.completed_ns > LINGER_MS * 1000000ULL);
+		((ctl.final_seen_ns && time_now_ns() - ctl.final_seen_ns > 200000000ULL) ||
+		 time_now_ns() - ctl.completed_ns > LINGER_MS * 1000000ULL);
 	pthread_mutex_unlock(&ctl.lock);
 	if (leave)
 		vm_request_exit(ctl.vm, VM_EXIT_MIGRATED, 0, "migrated to %s", ctl.uri);
@@ -195,11 +200,9 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 		      err_set(err, -ENOENT, "no migration to cancel");
 	if (!ret)
 		fill_migration(&reply->migration);
-	if (!ret && ctl.completed_ns)
-		ctl.final_seen = true;
+	if (!ret && ctl.completed_ns && !ctl.final_seen_ns)
+		ctl.final_seen_ns = time_now_ns();
 	pthread_mutex_unlock(&ctl.lock);
-	if (ctl.completed_ns)
-		vmm_api_tick();
 	return ret;
 }
 
