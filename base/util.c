@@ -9,17 +9,24 @@
 #include <strings.h>
 #include <time.h>
 
+/* Leading decimal digits of s (no sign, no space); *end after them. */
+static int parse_digits(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno == ERANGE ? -ERANGE : 0;
+}
+
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
+	int ret = parse_digits(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (ret)
+		return ret;
 	if (*end)
 		return -EINVAL;
 	if (v < min || v > max)
@@ -33,13 +40,10 @@ int parse_size(const char *s, uint64_t *out)
 	unsigned long long v;
 	unsigned shift = 0;
 	char *end;
+	int ret = parse_digits(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (ret)
+		return ret;
 	switch (toupper((unsigned char)*end)) {
 	case '\0': break;
 	case 'K': shift = 10; end++; break;
