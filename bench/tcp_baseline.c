@@ -1,0 +1,369 @@
+/*
+ * tcp_baseline.c - the bar for migration throughput: one TCP stream on
+ * loopback, as fast as it goes.
+ *
+ * A sender thread writes SIZE bytes (non-zero, from one reused buffer) to a
+ * receiver thread over 127.0.0.1. The receiver reads either into a freshly
+ * mmap'd region of SIZE bytes, so every page is touched for the first time
+ * as on a migration destination ("fresh"), or into one reused buffer
+ * ("reuse"). Each case runs with and without a third thread spinning on a
+ * core, which is what a running vCPU does to the host during a live
+ * migration. A third receive mode ("thp") is "fresh" with
+ * madvise(MADV_HUGEPAGE), to show what transparent huge pages would save a
+ * destination. Prints GiB/s per run and the median per case.
+ *
+ *   cc -O2 -pthread -o tcp_baseline tcp_baseline.c     (or: make -C bench)
+ *   ./tcp_baseline [-s SIZE] [-c CHUNK] [-r REPEAT]
+ *                  [-m reuse,fresh,thp] [-p spin|nospin|both]
+ * SIZE and CHUNK take K/M/G suffixes (binary); defaults 2G, 256K, 3.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REPEAT 32
+
+enum bl_mode {
+	BL_INVALID,
+	BL_REUSE,	/* one reused, resident buffer */
+	BL_FRESH,	/* a fresh mapping of the whole size */
+	BL_THP,		/* the same with MADV_HUGEPAGE */
+	BL_NR_MODES,
+};
+
+static const char *const bl_mode_names[BL_NR_MODES] = {
+	[BL_REUSE] = "reuse", [BL_FRESH] = "fresh", [BL_THP] = "thp",
+};
+
+struct bl_opts {
+	uint64_t size;
+	size_t chunk;
+	unsigned int repeat;
+	bool mode[BL_NR_MODES];	/* receive modes to run */
+	bool spin[2];		/* [0] no spinner, [1] spinner */
+};
+
+struct bl_run {
+	int lfd;		/* listening socket */
+	uint16_t port;
+	uint64_t size;
+	size_t chunk;
+	enum bl_mode mode;
+	int ret;		/* receiver's result: 0 or -errno */
+	atomic_bool stop_spin;
+};
+
+static uint64_t bl_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int bl_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end || v == 0 || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int bl_listen(struct bl_run *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (r->lfd < 0)
+		return -errno;
+	if (bind(r->lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(r->lfd, 1) ||
+	    getsockname(r->lfd, (struct sockaddr *)&a, &len)) {
+		int e = -errno;
+
+		close(r->lfd);
+		return e;
+	}
+	r->port = ntohs(a.sin_port);
+	return 0;
+}
+
+/* Read r->size bytes from fd into dst (advancing) or into one buffer. */
+static int bl_drain(int fd, struct bl_run *r, uint8_t *dst)
+{
+	uint64_t got = 0;
+
+	while (got < r->size) {
+		uint64_t left = r->size - got;
+		size_t n = left < r->chunk ? (size_t)left : r->chunk;
+		ssize_t k = read(fd, r->mode == BL_REUSE ? dst : dst + got, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EPIPE;
+		got += (uint64_t)k;
+	}
+	return 0;
+}
+
+static void *bl_receiver(void *arg)
+{
+	struct bl_run *r = arg;
+	size_t maplen = r->mode == BL_REUSE ? r->chunk : r->size;
+	uint8_t *dst;
+	int fd;
+
+	dst = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (dst == MAP_FAILED) {
+		r->ret = -errno;
+		return NULL;
+	}
+	if (r->mode == BL_REUSE)
+		memset(dst, 0, maplen);		/* reused: already resident */
+	if (r->mode == BL_THP)
+		madvise(dst, maplen, MADV_HUGEPAGE);
+	fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		r->ret = -errno;
+	} else {
+		r->ret = bl_drain(fd, r, dst);
+		close(fd);
+	}
+	munmap(dst, maplen);
+	return NULL;
+}
+
+static void *bl_spinner(void *arg)
+{
+	struct bl_run *r = arg;
+	volatile uint64_t n = 0;
+
+	while (!atomic_load_explicit(&r->stop_spin, memory_order_relaxed))
+		n++;
+	return NULL;
+}
+
+static int bl_send(const struct bl_run *r, const uint8_t *buf)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(r->port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	uint64_t sent = 0;
+	int fd, ret = 0;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		ret = -errno;
+		goto out;
+	}
+	while (sent < r->size) {
+		uint64_t left = r->size - sent;
+		size_t n = left < r->chunk ? (size_t)left : r->chunk;
+		ssize_t k = write(fd, buf, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			ret = k < 0 ? -errno : -EPIPE;
+			goto out;
+		}
+		sent += (uint64_t)k;
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+/* One transfer; returns GiB/s, or a negative value on error. */
+static double bl_run_once(const struct bl_opts *o, const uint8_t *buf,
+			  enum bl_mode mode, bool spin)
+{
+	struct bl_run r = { .size = o->size, .chunk = o->chunk, .mode = mode };
+	pthread_t rx, sp;
+	uint64_t t0, t1;
+	int ret;
+
+	atomic_init(&r.stop_spin, false);
+	ret = bl_listen(&r);
+	if (ret)
+		return ret;
+	if (spin && pthread_create(&sp, NULL, bl_spinner, &r)) {
+		close(r.lfd);
+		return -EAGAIN;
+	}
+	t0 = bl_now_ns();
+	if (pthread_create(&rx, NULL, bl_receiver, &r)) {
+		ret = -EAGAIN;
+		goto out_spin;
+	}
+	ret = bl_send(&r, buf);
+	pthread_join(rx, NULL);
+	t1 = bl_now_ns();
+	if (!ret)
+		ret = r.ret;
+out_spin:
+	if (spin) {
+		atomic_store(&r.stop_spin, true);
+		pthread_join(sp, NULL);
+	}
+	close(r.lfd);
+	if (ret)
+		return ret;
+	return (double)o->size / (double)(1u << 30) / ((double)(t1 - t0) / 1e9);
+}
+
+static int bl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int bl_case(const struct bl_opts *o, const uint8_t *buf,
+		   enum bl_mode mode, bool spin)
+{
+	double v[MAX_REPEAT];
+
+	printf("%-6s %-8s", bl_mode_names[mode], spin ? "spin" : "no-spin");
+	for (unsigned int i = 0; i < o->repeat; i++) {
+		v[i] = bl_run_once(o, buf, mode, spin);
+		if (v[i] < 0) {
+			printf("\ntcp_baseline: transfer failed: %s\n", strerror((int)-v[i]));
+			return 1;
+		}
+		printf(" %6.2f", v[i]);
+		fflush(stdout);
+	}
+	qsort(v, o->repeat, sizeof(v[0]), bl_cmp);
+	printf("   median %.2f GiB/s\n", v[o->repeat / 2]);
+	return 0;
+}
+
+static int bl_pick(const char *v, bool pair[2], const char *a, const char *b)
+{
+	pair[0] = !strcmp(v, a) || !strcmp(v, "both");
+	pair[1] = !strcmp(v, b) || !strcmp(v, "both");
+	return pair[0] || pair[1] ? 0 : -EINVAL;
+}
+
+/* "reuse,fresh,thp" (any subset, comma-separated) */
+static int bl_pick_modes(const char *v, bool mode[BL_NR_MODES])
+{
+	char tmp[64], *save = NULL;
+	int n = 0;
+
+	if (strlen(v) >= sizeof(tmp))
+		return -EINVAL;
+	strcpy(tmp, v);
+	memset(mode, 0, BL_NR_MODES * sizeof(mode[0]));
+	for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int m = BL_REUSE;
+
+		while (m < BL_NR_MODES && strcmp(t, bl_mode_names[m]))
+			m++;
+		if (m == BL_NR_MODES)
+			return -EINVAL;
+		mode[m] = true;
+		n++;
+	}
+	return n ? 0 : -EINVAL;
+}
+
+static int bl_usage(void)
+{
+	fprintf(stderr, "usage: tcp_baseline [-s SIZE] [-c CHUNK] [-r REPEAT(1-%d)] "
+		"[-m reuse,fresh,thp] [-p spin|nospin|both]\n", MAX_REPEAT);
+	return 2;
+}
+
+static int bl_parse(int argc, char **argv, struct bl_opts *o)
+{
+	uint64_t v;
+	int c;
+
+	while ((c = getopt(argc, argv, "s:c:r:m:p:h")) != -1) {
+		switch (c) {
+		case 's':
+			if (bl_parse_size(optarg, &o->size))
+				return -EINVAL;
+			break;
+		case 'c':
+			if (bl_parse_size(optarg, &v) || v > (1u << 30))
+				return -EINVAL;
+			o->chunk = (size_t)v;
+			break;
+		case 'r':
+			if (bl_parse_size(optarg, &v) || v > MAX_REPEAT)
+				return -EINVAL;
+			o->repeat = (unsigned int)v;
+			break;
+		case 'm':
+			if (bl_pick_modes(optarg, o->mode))
+				return -EINVAL;
+			break;
+		case 'p':
+			if (bl_pick(optarg, o->spin, "nospin", "spin"))
+				return -EINVAL;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return optind == argc ? 0 : -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct bl_opts o = { .size = 2ull << 30, .chunk = 256 << 10, .repeat = 3,
+			     .mode = { [BL_REUSE] = true, [BL_FRESH] = true, [BL_THP] = true },
+			     .spin = { true, true } };
+	uint8_t *buf;
+	int ret = 0;
+
+	if (bl_parse(argc, argv, &o))
+		return bl_usage();
+	buf = malloc(o.chunk);
+	if (!buf)
+		return 1;
+	for (size_t i = 0; i < o.chunk; i++)
+		buf[i] = (uint8_t)(i * 131 + 7) | 1;
+	printf("one TCP stream on 127.0.0.1: %.2f GiB per run, %zu KiB writes/reads, "
+	       "GiB/s per run\n", (double)o.size / (1u << 30), o.chunk >> 10);
+	for (int s = 0; s < 2 && !ret; s++)
+		for (int m = BL_REUSE; m < BL_NR_MODES && !ret; m++)
+			if (o.spin[s] && o.mode[m])
+				ret = bl_case(&o, buf, (enum bl_mode)m, s);
+	free(buf);
+	return ret;
+}
