@@ -872,8 +872,11 @@ static int cpu_apply(struct vm_state_loader *l, unsigned i, struct err *err)
 
 /*
  * Clock policy (docs/vm-state.md): kvmclock resumes from the saved value,
- * like the TSC, so guest time stands still while the VM is stopped and
- * never jumps or goes back; KVM_CLOCK_REALTIME is not passed.
+ * like the TSC, so on a KVM that honours TSC writes guest time stands still
+ * while the VM is stopped and never jumps or goes back; KVM_CLOCK_REALTIME
+ * is not passed. On PVM hosts TSC writes are ignored and the guest's TSC
+ * keeps the host's, so there it moves on by the downtime (measured in
+ * docs/benchmarks.md).
  */
 static int kvm_vm_apply(struct vm_state_loader *l, struct err *err)
 {
