@@ -13,7 +13,6 @@ is measured both ways: the jump of (host arrival time - guest t_ms) across
 the migration (time the guest clock stood still) plus the stall the guest
 counted on the destination while its clock ran.
 """
-import http.client
 import json
 import os
 import re
@@ -22,6 +21,13 @@ import statistics
 import subprocess
 import threading
 import time
+
+# The tern-vmm API client and the port picker are the integration tests' own.
+sys_path_added = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                              "tests", "integration")
+import sys  # noqa: E402
+sys.path.insert(0, sys_path_added)
+from harness import api_call, free_port  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(HERE)
@@ -43,14 +49,6 @@ def loadavg():
     """The 1/5/15-minute load averages, as `uptime` shows them."""
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def median(xs):
@@ -135,35 +133,6 @@ class Console:
         self.thread.join(2)
         self.log.close()
         self.errf.close()
-
-
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path, timeout=10):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path)
-        self.sock = s
-
-
-def api_call(sock, method, path, body=None):
-    """tern-vmm API call; returns (status, parsed JSON)."""
-    c = _UnixHTTP(sock)
-    hdrs = {}
-    if body is not None:
-        body = json.dumps(body)
-        hdrs["Content-Type"] = "application/json"
-    c.request(method, path, body=body, headers=hdrs)
-    r = c.getresponse()
-    data = r.read().decode(errors="replace")
-    c.close()
-    try:
-        return r.status, json.loads(data)
-    except ValueError:
-        return r.status, data
 
 
 def wait_path(path, proc, timeout=20):
