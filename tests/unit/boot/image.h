@@ -10,6 +10,7 @@
 #define TEST_BOOT_IMAGE_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,27 @@ static inline uint8_t *tguest_new(struct guest_mem *mem, uint64_t size)
 	if (base)
 		gmem_layout(mem, base, size);
 	return base;
+}
+
+/* A whole file into a new malloc()ed buffer (NULL if unreadable or empty). */
+static inline uint8_t *timg_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n);
+		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = (size_t)n;
+	}
+	fclose(f);
+	return buf;
 }
 
 #endif

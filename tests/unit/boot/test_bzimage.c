@@ -201,26 +201,6 @@ static void test_null_args(void **state)
 	assert_int_equal(bzimage_parse((const uint8_t *)"x", 1, NULL, NULL), -EINVAL);
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n);
-		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		}
-		*len = (size_t)n;
-	}
-	fclose(f);
-	return buf;
-}
-
 static void test_debian_kernel(void **state)
 {
 	glob_t g;
@@ -233,7 +213,7 @@ static void test_debian_kernel(void **state)
 		globfree(&g);
 		skip();
 	}
-	img = read_file(g.gl_pathv[0], &len);
+	img = timg_read_file(g.gl_pathv[0], &len);
 	assert_non_null(img);
 	if (bzimage_parse(img, len, &info, &err))
 		fail_msg("%s: %s", g.gl_pathv[0], err.msg);

@@ -587,26 +587,6 @@ static void test_e820_errors(void **state)
 	assert_int_equal(boot_e820_build(64 * MiB, t, 4), 4);
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n);
-		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		}
-		*len = (size_t)n;
-	}
-	fclose(f);
-	return buf;
-}
-
 /* The real Debian cloud kernel + initrd into a 256 MiB, 2-vCPU guest. */
 static void test_debian_kernel_load(void **state)
 {
@@ -621,10 +601,10 @@ static void test_debian_kernel_load(void **state)
 		globfree(&g);
 		skip();
 	}
-	kernel = read_file(g.gl_pathv[0], &klen);
+	kernel = timg_read_file(g.gl_pathv[0], &klen);
 	assert_non_null(kernel);
 	snprintf(ipath, sizeof(ipath), "/boot/initrd.img-%s", g.gl_pathv[0] + strlen("/boot/vmlinuz-"));
-	initrd = read_file(ipath, &ilen);
+	initrd = timg_read_file(ipath, &ilen);
 	base = tguest_new(&mem, 256 * MiB);
 	assert_non_null(base);
 	f->cfg = (struct boot_config){
