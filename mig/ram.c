@@ -107,6 +107,20 @@ static void rate_limit(struct ram_sender *rs, uint64_t bytes)
 	}
 }
 
+/*
+ * After data went out: keep to the bandwidth cap and, every `tick`, let
+ * the owner report progress, and stop on cancel or a peer's error.
+ */
+static int sent(struct ram_sender *rs, uint64_t bytes, bool tick, struct err *err)
+{
+	rate_limit(rs, bytes);
+	if (!tick)
+		return 0;
+	if (atomic_load(rs->cancel))
+		return err_set(err, -ECANCELED, "migration cancelled");
+	return rs->progress ? rs->progress(rs->progress_opaque, err) : 0;
+}
+
 static int batch_flush(struct ram_sender *rs, struct err *err)
 {
 	uint64_t t0, bytes;
@@ -127,8 +141,7 @@ static int batch_flush(struct ram_sender *rs, struct err *err)
 	rs->batch_n = 0;
 	if (ret)
 		return mig_stream_get_err(rs->out, err);
-	rate_limit(rs, bytes);
-	return rs->progress ? rs->progress(rs->progress_opaque, err) : 0;
+	return sent(rs, bytes, true, err);
 }
 
 static int queue_page(struct ram_sender *rs, unsigned b, uint64_t pfn,
@@ -148,13 +161,6 @@ static int queue_page(struct ram_sender *rs, unsigned b, uint64_t pfn,
 	return 0;
 }
 
-/* Arm logging for [first, first+n) pages using the given bitmap words. */
-static int rearm(struct ram_sender *rs, unsigned b, uint64_t first, uint64_t n,
-		 uint64_t *words, struct err *err)
-{
-	return vm_dirty_log_clear(rs->vm, b, first, n, words, err);
-}
-
 int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 {
 	unsigned char *resident = malloc(CHUNK_PAGES);
@@ -170,7 +176,7 @@ int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 		for (uint64_t first = 0; first < rs->npages[b] && !ret; first += CHUNK_PAGES) {
 			uint64_t n = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);
 
-			ret = rearm(rs, b, first, n, ones, err);
+			ret = vm_dirty_log_clear(rs->vm, b, first, n, ones, err);
 			if (ret)
 				break;
 			if (mincore(host + first * PAGE, n * PAGE, resident) < 0)
@@ -265,15 +271,8 @@ static int xbzrle_page(struct ram_sender *rs, unsigned b, uint64_t pfn,
 	}
 	if (ret)
 		return mig_stream_get_err(rs->out, err);
-	rate_limit(rs, len ? len : PAGE);
-	/* as often as a batch would: progress, cancel, the peer's errors */
-	if (++rs->xpages % BATCH_PAGES == 0) {
-		if (atomic_load(rs->cancel))
-			return err_set(err, -ECANCELED, "migration cancelled");
-		if (rs->progress)
-			return rs->progress(rs->progress_opaque, err);
-	}
-	return 0;
+	/* progress, cancel, the peer's errors: as often as a batch would */
+	return sent(rs, len ? len : PAGE, ++rs->xpages % BATCH_PAGES == 0, err);
 }
 
 static int send_chunk(struct ram_sender *rs, unsigned b, uint64_t first,
@@ -323,7 +322,7 @@ int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err)
 			if (!any)
 				continue;
 			if (protect)
-				ret = rearm(rs, b, first, n, words, err);
+				ret = vm_dirty_log_clear(rs->vm, b, first, n, words, err);
 			if (!ret)
 				ret = send_chunk(rs, b, first, n, err);
 		}
