@@ -11,6 +11,8 @@
 #include "api_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@ struct api_server {
 	dev_t dev;			/* identity of the socket file we made, */
 	ino_t ino;			/* so stop never unlinks someone else's */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	atomic_int in_flight;		/* requests whose reply is not sent yet */
 };
 
 /*
@@ -227,6 +230,7 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn,
 		if (!c)
 			return MHD_NO;
 		*con_cls = c;
+		atomic_fetch_add(&srv->in_flight, 1);	/* until api_completed */
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -246,12 +250,14 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn,
 static void api_completed(void *cls, struct MHD_Connection *conn,
 			  void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	struct api_server *srv = cls;
 	struct api_conn *c = *con_cls;
 
 	if (c) {
 		free(c->body);
 		free(c);
 		*con_cls = NULL;
+		atomic_fetch_sub(&srv->in_flight, 1);
 	}
 }
 
@@ -313,6 +319,16 @@ void api_server_stop(struct api_server *srv)
 
 	if (!srv)
 		return;
+	/*
+	 * A request that made the process stop (shutdown, a finished
+	 * migration) is still waiting for its reply to go out: let the
+	 * replies in flight leave (a second at most) before stopping.
+	 */
+	for (int i = 0; i < 100 && atomic_load(&srv->in_flight) > 0; i++) {
+		struct timespec ts = { 0, 10000000 };
+
+		nanosleep(&ts, NULL);
+	}
 	MHD_stop_daemon(srv->mhd);	/* joins the thread, closes the fd */
 	if (stat(srv->path, &st) < 0)
 		;	/* already gone */
