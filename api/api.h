@@ -41,6 +41,9 @@ struct api_migrate_params {
 	char timeout_action[8];		/* "abort" (default) or "force" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	uint64_t channels;		/* parallel page channels; 0: none */
+	char compress[8];		/* "none" (default), "zstd", "lz4" */
+	uint64_t compress_level;	/* zstd level 1..19; 0: default (1) */
 };
 
 /*
@@ -100,6 +103,8 @@ struct api_migration_info {
 	uint64_t xbzrle_bytes_saved;
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	uint32_t channels;		/* parallel page channels */
+	uint64_t pages_compressed;	/* pages sent in compressed batches */
 };
 
 struct api_reply {

@@ -120,6 +120,9 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 				    json_integer(api_json_u64(m->xbzrle_bytes_saved)));
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
+		json_object_set_new(o, "channels", json_integer(m->channels));
+		json_object_set_new(o, "pages_compressed",
+				    json_integer(api_json_u64(m->pages_compressed)));
 	}
 	if (o && m->error[0])
 		json_object_set_new(o, "error",

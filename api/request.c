@@ -39,6 +39,12 @@ static const struct api_field api_migrate_fields[] = {
 	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
 	{ "xbzrle_cache_mib", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
+	{ "channels", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.channels), 0, 0, 16, false },
+	{ "compress", API_FIELD_STRING, offsetof(struct api_request, migrate.compress),
+	  sizeof(((struct api_migrate_params *)0)->compress), 0, 0, false },
+	{ "compress_level", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.compress_level), 0, 1, 19, false },
 	API_FIELD_END,
 };
 

@@ -26,7 +26,12 @@ as "did not converge in N s". One table per run, then medians; all runs go
 to bench/results/migrate-<time>.json, console logs to bench/results/logs-<time>/.
 
   bench/migrate.py [--repeat N] [--scenario NAME ...] [--tools tern,qemu]
-                   [--timeout S] [--build DIR]
+                   [--timeout S] [--build DIR] [--channels N] [--compress M]
+
+--channels N (with --compress none|zstd|lz4) migrates over N parallel page
+channels: tern's `channels`/`compress`, QEMU's multifd capability with
+multifd-channels/multifd-compression (its destination then starts with
+-incoming defer). The tool column then reads e.g. tern/c2-lz4.
 """
 import argparse
 import json
@@ -77,6 +82,8 @@ class Run:
         self.uri = f"tcp:127.0.0.1:{self.port}"
         self.guest = os.path.join(args.build, "guest", "tern-guest.bin")
         self.src = self.dst = None
+        if args.channels:
+            self.tool = f"{self.tool}/c{args.channels}-{args.compress}"
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -172,8 +179,10 @@ class TernRun(Run):
         wait_path(self.src_api, self.src.proc)
 
     def migrate(self):
-        st, r = api_call(self.src_api, "POST", "/vm/migrate",
-                         {"uri": self.uri, "downtime_ms": DOWNTIME_MS})
+        body = {"uri": self.uri, "downtime_ms": DOWNTIME_MS}
+        if self.args.channels:
+            body.update(channels=self.args.channels, compress=self.args.compress)
+        st, r = api_call(self.src_api, "POST", "/vm/migrate", body)
         if st != 200:
             raise RuntimeError(f"migrate refused: {st} {r}")
         deadline = time.monotonic() + self.args.timeout
@@ -210,14 +219,27 @@ class QemuRun(Run):
                                      "-qmp", f"unix:{qmp},server=on,wait=off"]
 
     def start(self):
-        self.dst = Console(self.qemu_cmd(self.path("dst.qmp")) + ["-incoming", self.uri],
+        mfd = self.args.channels > 0
+        self.dst = Console(self.qemu_cmd(self.path("dst.qmp")) +
+                           ["-incoming", "defer" if mfd else self.uri],
                            self.path("dst.log"), self.path("dst.err"))
         self.dst_qmp = Qmp(self.path("dst.qmp"), self.dst.proc)
+        if mfd:
+            self.multifd(self.dst_qmp)
+            self.dst_qmp.cmd("migrate-incoming", uri=self.uri)
         self.src = Console(self.qemu_cmd(self.path("src.qmp")),
                            self.path("src.log"), self.path("src.err"))
         self.qmp = Qmp(self.path("src.qmp"), self.src.proc)
 
+    def multifd(self, qmp):
+        qmp.cmd("migrate-set-capabilities",
+                capabilities=[{"capability": "multifd", "state": True}])
+        qmp.cmd("migrate-set-parameters", **{"multifd-channels": self.args.channels,
+                                             "multifd-compression": self.args.compress})
+
     def migrate(self):
+        if self.args.channels:
+            self.multifd(self.qmp)
         self.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": QEMU_BW,
                                                    "downtime-limit": DOWNTIME_MS})
         self.qmp.cmd("migrate", uri=self.uri)
@@ -348,6 +370,10 @@ def main():
                     help="seconds before a migration is cancelled (default 30)")
     ap.add_argument("--build", default=default_build())
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--channels", type=int, default=0,
+                    help="parallel page channels (tern channels, QEMU multifd); 0 = off")
+    ap.add_argument("--compress", default="none", choices=["none", "zstd", "lz4"],
+                    help="per-batch compression with --channels")
     args = ap.parse_args()
 
     scens = [s for s in SCENARIOS + EXTRA

@@ -139,6 +139,8 @@ static const struct {
 	{ "--completion-timeout", "completion_timeout_per_gib", 1, 1000000 },
 	{ "--progress-timeout", "progress_timeout_s", 1, 1000000 },
 	{ "--xbzrle-cache", "xbzrle_cache_mib", 1, 65536 },
+	{ "--channels", "channels", 0, 16 },
+	{ "--compress-level", "compress_level", 1, 19 },
 };
 
 /* Word options: value checked by the server too. */
@@ -147,6 +149,7 @@ static const struct {
 } word_opts[] = {
 	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
 	{ "--timeout-action", "timeout_action", { "abort", "force", NULL } },
+	{ "--compress", "compress", { "none", "zstd", "lz4", NULL } },
 };
 
 static int migrate_option(json_t *body, int argc, char **argv, int *i)

@@ -72,7 +72,10 @@ static void cli_help(FILE *f)
 	      "  --progress-timeout S        seconds without progress (default 150)\n"
 	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
-	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
+	      "  --channels N                parallel page channels, 0-16 (default 0: main stream)\n"
+	      "  --compress none|zstd|lz4    per-batch compression on the channels (default none)\n"
+	      "  --compress-level N          zstd level 1-19 (default 1)\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"

@@ -141,7 +141,7 @@ int mig_dest_listen(const char *uri, struct err *err)
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1) < 0) {
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1 + MIG_MFD_CHANNELS_MAX) < 0) {
 		ret = err_set(err, -errno, "cannot listen on %s: %s", uri, strerror(errno));
 		close(fd);
 		goto out;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mig_int.h"
 #include "migratable.h"
+#include "multifd.h"
 #include "util.h"
 
 #define GO_TIMEOUT_MS 30000
@@ -33,6 +34,12 @@ struct dest_ctx {
 	bool vm_created;
 	struct vm_state_loader *sl;
 	struct mig_stats *stats;
+	/* parallel channels */
+	int listen_fd;
+	uint32_t page_size;
+	const struct mig_ram_block *blocks;	/* the loader's table */
+	size_t nblocks;
+	struct mfd_recv *mfd;
 };
 
 static int on_config(void *opaque, const char *json, size_t len, struct err *err)
@@ -83,7 +90,41 @@ static int on_ram_blocks(void *opaque, struct mig_ram_block *blocks, size_t n,
 				       ours[i].idstr, (unsigned long long)ours[i].size);
 		blocks[i].host = ours[i].host;
 	}
+	d->blocks = blocks;
+	d->nblocks = n;
 	return 0;
+}
+
+static int on_header(void *opaque, const struct mig_header *h, struct err *err)
+{
+	struct dest_ctx *d = opaque;
+
+	(void)err;
+	d->page_size = h->page_size;
+	return 0;
+}
+
+/* The source announced parallel channels: accept them (multifd_recv.c). */
+static int on_multifd_channels(void *opaque, const struct mig_mfd_channels *c,
+			       struct err *err)
+{
+	struct dest_ctx *d = opaque;
+
+	if (d->mfd)
+		return err_set(err, -EPROTO, "second MULTIFD_CHANNELS");
+	if (!d->blocks)
+		return err_set(err, -EPROTO, "MULTIFD_CHANNELS before RAM_BLOCKS");
+	d->mfd = mfd_recv_open(d->listen_fd, c, d->blocks, d->nblocks, d->page_size, err);
+	return d->mfd ? 0 : err->code;
+}
+
+static int on_multifd_sync(void *opaque, uint64_t seq, struct err *err)
+{
+	struct dest_ctx *d = opaque;
+
+	if (!d->mfd)
+		return err_set(err, -EPROTO, "MULTIFD_SYNC without channels");
+	return mfd_recv_sync(d->mfd, seq, err);
 }
 
 static int on_section(void *opaque, const struct mig_section_info *info,
@@ -125,6 +166,9 @@ static const struct mig_load_ops dest_ops = {
 	.on_ram_xbzrle = on_ram_xbzrle,
 	.on_iter_end = on_iter_end,
 	.on_section = on_section,
+	.on_header = on_header,
+	.on_multifd_channels = on_multifd_channels,
+	.on_multifd_sync = on_multifd_sync,
 };
 
 /* The whole stream, accepting the features this engine implements. */
@@ -134,7 +178,7 @@ static int dest_load(struct mig_stream *in, struct dest_ctx *d, struct err *err)
 	int rc;
 
 	mig_loader_init(&l, in, &dest_ops, d);
-	l.features_ok = MIG_FEAT_XBZRLE;
+	l.features_ok = MIG_FEAT_XBZRLE | MIG_FEAT_MULTIFD;
 	rc = mig_loader_header(&l, err);
 	while (!rc)
 		rc = mig_loader_step(&l, err);
@@ -217,7 +261,8 @@ static void tell_source(int fd, const char *msg)
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err)
 {
-	struct dest_ctx d = { .vm = vm, .serial_fd = serial_fd, .stats = stats };
+	struct dest_ctx d = { .vm = vm, .serial_fd = serial_fd, .stats = stats,
+			      .listen_fd = listen_fd };
 	struct mig_stream in;
 	uint64_t t0;
 	int fd, ret;
@@ -234,6 +279,8 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	}
 	mig_stream_set_timeout(&in, MIG_IO_TIMEOUT_MS);
 	ret = dest_load(&in, &d, err);
+	mfd_recv_free(d.mfd);		/* every page is in: stop the channels */
+	d.mfd = NULL;
 	if (!ret)
 		ret = dest_handover(&d, fd, err);
 	if (stats) {

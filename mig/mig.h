@@ -36,6 +36,13 @@ enum mig_timeout_action {
 	MIG_TA_FORCE,			/* pause the guest and finish, whatever the downtime */
 };
 
+/* Batch compression on the parallel channels (values as on the wire). */
+enum mig_compress {
+	MIG_COMPRESS_NONE = 0,		/* raw pages (0 is "none" here, not invalid) */
+	MIG_COMPRESS_ZSTD = 1,
+	MIG_COMPRESS_LZ4 = 2,
+};
+
 struct mig_params {
 	uint32_t downtime_ms;		/* max pause; default 300 (QEMU's) */
 	uint64_t bandwidth;		/* bytes/s; 0 = unlimited (default) */
@@ -50,6 +57,9 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
+	uint32_t channels;		/* extra page channels (multifd); 0 = pages on the main stream */
+	uint32_t compress;		/* enum mig_compress, with channels only */
+	int32_t compress_level;		/* zstd level; 0 = default (1) */
 };
 
 void mig_params_init(struct mig_params *p);
@@ -93,6 +103,8 @@ struct mig_stats {
 	uint32_t progress_pct;		/* 0..100, never goes back */
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	uint32_t channels;		/* parallel page channels in use */
+	uint64_t pages_compressed;	/* pages sent in compressed batches */
 };
 
 struct mig_source;

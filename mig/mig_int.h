@@ -49,6 +49,7 @@ void mig_sock_tune(int fd);
 #define MIG_MAX_BLOCKS 4
 
 struct vm;
+struct mfd_send;
 
 struct ram_sender {
 	struct vm *vm;
@@ -79,6 +80,7 @@ struct ram_sender {
 	size_t batch_n;
 	uint64_t *batch_off;
 	const void **batch_ptr;
+	struct mfd_send *mfd;		/* parallel channels, or NULL */
 };
 
 int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_stream *out,

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mig_int.h"
 #include "migratable.h"
+#include "multifd.h"
 #include "util.h"
 
 #define PAGE		VM_PAGE_SIZE
@@ -121,6 +122,20 @@ static int sent(struct ram_sender *rs, uint64_t bytes, bool tick, struct err *er
 	return rs->progress ? rs->progress(rs->progress_opaque, err) : 0;
 }
 
+/* The batch to a parallel channel's thread (multifd.h). */
+static int batch_flush_mfd(struct ram_sender *rs, uint64_t t0, struct err *err)
+{
+	uint64_t bytes = rs->batch_n * (uint64_t)PAGE;
+	int ret = mfd_send_batch(rs->mfd, rs->blocks[rs->batch_block].id, rs->batch_off,
+				 (const void *const *)rs->batch_ptr, rs->batch_n, err);
+
+	rs->send_ns += time_now_ns() - t0;
+	rs->send_bytes += bytes;
+	rs->pages_normal += rs->batch_n;
+	rs->batch_n = 0;
+	return ret ? ret : sent(rs, bytes, true, err);
+}
+
 static int batch_flush(struct ram_sender *rs, struct err *err)
 {
 	uint64_t t0, bytes;
@@ -131,6 +146,8 @@ static int batch_flush(struct ram_sender *rs, struct err *err)
 	if (atomic_load(rs->cancel))
 		return err_set(err, -ECANCELED, "migration cancelled");
 	t0 = time_now_ns();
+	if (rs->mfd)
+		return batch_flush_mfd(rs, t0, err);
 	ret = mig_stream_put_ram_batch(rs->out, rs->blocks[rs->batch_block].id,
 				       rs->batch_off, (const void *const *)rs->batch_ptr,
 				       rs->batch_n);

@@ -23,6 +23,7 @@
 #include "converge.h"
 #include "mig_int.h"
 #include "migratable.h"
+#include "multifd.h"
 #include "util.h"
 
 #define DEFAULT_HANDOVER_MS	30000
@@ -49,6 +50,7 @@ struct mig_source {
 	struct ram_sender rs;
 	void (*done)(void *opaque, enum mig_state st);
 	void *opaque;
+	struct mfd_send *mfd;		/* parallel channels (p.channels > 0) */
 };
 
 void mig_params_init(struct mig_params *p)
@@ -97,7 +99,9 @@ static void set_state(struct mig_source *m, enum mig_state s)
 static void update_counters(struct mig_source *m)
 {
 	pthread_mutex_lock(&m->lock);
-	m->st.transferred = mig_stream_offset(&m->out);
+	m->st.transferred = mig_stream_offset(&m->out) + mfd_send_bytes(m->mfd);
+	if (m->mfd)
+		m->st.pages_compressed = mfd_send_pages_compressed(m->mfd);
 	m->st.pages_normal = m->rs.pages_normal;
 	m->st.pages_zero = m->rs.pages_zero;
 	m->st.pages_xbzrle = m->rs.pages_xbzrle;
@@ -219,10 +223,14 @@ static int send_setup(struct mig_source *m, struct err *err)
 	mig_header_init(&h, VM_PAGE_SIZE);
 	if (m->p.xbzrle)
 		h.features |= MIG_FEAT_XBZRLE;
+	if (m->mfd)
+		h.features |= MIG_FEAT_MULTIFD;
 	mig_stream_put_header(&m->out, &h);
 	mig_stream_put_producer(&m->out, "tern-vmm " TERN_VERSION);
 	mig_stream_put_config(&m->out, cfg, strlen(cfg));
 	mig_stream_put_ram_blocks(&m->out, m->rs.blocks, m->rs.nblocks);
+	if (m->mfd)
+		mfd_send_announce(m->mfd, &m->out);
 	free(cfg);
 	ret = mig_stream_flush(&m->out);
 	return ret ? mig_stream_get_err(&m->out, err) : 0;
@@ -241,6 +249,8 @@ static int end_pass(struct mig_source *m, uint32_t pass, struct err *err)
 	uint16_t type;
 	int ret;
 
+	if (m->mfd && mfd_send_sync(m->mfd, &m->out, err))
+		return err->code;
 	mig_stream_put_iter_end(&m->out, pass);
 	if (mig_stream_flush(&m->out))
 		return mig_stream_get_err(&m->out, err);
@@ -332,6 +342,8 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	if (dirty < 0)
 		return (int)dirty;
 	ret = ram_send_dirty(&m->rs, false, err);
+	if (!ret && m->mfd)
+		ret = mfd_send_sync(m->mfd, &m->out, err);
 	t_ram = time_now_ns();
 	if (!ret)
 		ret = vm_state_save(m->vm, &m->out, err);
@@ -409,8 +421,16 @@ static int source_run(struct mig_source *m, struct err *err)
 	m->rs.progress_opaque = m;
 	if (!ret && m->p.xbzrle)
 		ret = ram_sender_enable_xbzrle(&m->rs, m->p.xbzrle_cache_bytes, err);
+	if (!ret && m->p.channels) {
+		m->mfd = mfd_send_new(m->p.channels, m->p.compress, m->p.compress_level,
+				      VM_PAGE_SIZE, &m->cancel, err);
+		ret = m->mfd ? 0 : err->code;
+		m->rs.mfd = m->mfd;
+	}
 	if (!ret)
 		ret = send_setup(m, err);
+	if (!ret && m->mfd)
+		ret = mfd_send_connect(m->mfd, m->uri, err);
 	if (!ret)
 		ret = vm_dirty_log_start(m->vm, err);
 	if (ret)
@@ -488,6 +508,8 @@ static void *source_thread(void *arg)
 		err_set(&err, -ECANCELED, "migration cancelled");
 	}
 	update_counters(m);
+	mfd_send_free(m->mfd);		/* stops the channels before any resume */
+	m->mfd = NULL;
 	st = source_finish(m, ret, &err);
 	mig_stream_fini(&m->out);
 	ram_sender_fini(&m->rs);
@@ -528,6 +550,7 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 	m->st.ram_bytes = vm->mem.size;
 	m->st.downtime_limit_ms = m->p.downtime_ms;
 	m->st.bandwidth_limit = m->p.bandwidth;
+	m->st.channels = m->p.channels;
 	ret = pthread_create(&m->thread, NULL, source_thread, m);
 	if (ret) {
 		err_set(err, -ret, "cannot start the migration thread: %s", strerror(ret));

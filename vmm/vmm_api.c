@@ -87,6 +87,29 @@ static void fill_migration(struct api_migration_info *out)
 	out->xbzrle_bytes_saved = st.xbzrle_bytes_saved;
 	out->progress_pct = st.progress_pct;
 	str_copy(out->strategy, sizeof(out->strategy), st.strategy);
+	out->channels = st.channels;
+	out->pages_compressed = st.pages_compressed;
+}
+
+/* Parallel channels and their compression. */
+static int migrate_params_multifd(const struct api_migrate_params *p, struct mig_params *mp,
+				  struct err *err)
+{
+	mp->channels = (uint32_t)p->channels;
+	if (!p->compress[0] || !strcmp(p->compress, "none"))
+		mp->compress = MIG_COMPRESS_NONE;
+	else if (!strcmp(p->compress, "zstd"))
+		mp->compress = MIG_COMPRESS_ZSTD;
+	else if (!strcmp(p->compress, "lz4"))
+		mp->compress = MIG_COMPRESS_LZ4;
+	else
+		return err_set(err, -EINVAL, "compress must be none, zstd or lz4");
+	if (mp->compress != MIG_COMPRESS_NONE && !mp->channels)
+		return err_set(err, -EINVAL, "compress needs channels (1-16)");
+	if (p->compress_level && mp->compress != MIG_COMPRESS_ZSTD)
+		return err_set(err, -EINVAL, "compress_level is for zstd only");
+	mp->compress_level = (int32_t)p->compress_level;
+	return 0;
 }
 
 /* API parameters (0/empty: default) onto engine parameters. */
@@ -127,7 +150,7 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 	mp->xbzrle = p->xbzrle;
 	if (p->xbzrle_cache_mib)
 		mp->xbzrle_cache_bytes = p->xbzrle_cache_mib << 20;
-	return 0;
+	return migrate_params_multifd(p, mp, err);
 }
 
 /* Called on the migration thread when it reaches a final state. */

@@ -52,10 +52,17 @@ static const struct mig_rec_loader xbzrle_loader = {
 	"RAM_XBZRLE", 12 + MIG_PAGE_SIZE_MAX, false, mig_load_ram_xbzrle,
 };
 
+static const struct mig_rec_loader mfd_loaders[] = {
+	{ "MULTIFD_CHANNELS", MIG_MFD_CHANNELS_LEN, false, mig_load_mfd_channels },
+	{ "MULTIFD_SYNC", 8, false, mig_load_mfd_sync },
+};
+
 const struct mig_rec_loader *mig_rec_loader_find(uint16_t type)
 {
 	if (type == MIG_REC_RAM_XBZRLE)
 		return &xbzrle_loader;
+	if (type >= MIG_REC_MULTIFD_CHANNELS && type <= MIG_REC_MULTIFD_SYNC)
+		return &mfd_loaders[type - MIG_REC_MULTIFD_CHANNELS];
 	if (type >= MIG_REC_CORE_END || !rec_loaders[type].load)
 		return NULL;
 	return &rec_loaders[type];

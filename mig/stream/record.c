@@ -42,6 +42,11 @@ const char *mig_rec_type_name(uint16_t type)
 		return "POSTCOPY(reserved)";
 	if (type >= MIG_REC_RP_FIRST && type <= MIG_REC_RP_LAST)
 		return "RETURN_PATH(reserved)";
+	if (type >= MIG_REC_MULTIFD_CHANNELS && type <= MIG_REC_MULTIFD_PAGES) {
+		static const char *const mfd[] = { "MULTIFD_CHANNELS", "MULTIFD_SYNC",
+						   "MULTIFD_HELLO", "MULTIFD_PAGES" };
+		return mfd[type - MIG_REC_MULTIFD_CHANNELS];
+	}
 	return "?";
 }
 

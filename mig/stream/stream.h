@@ -72,6 +72,7 @@ enum mig_feature {
 	MIG_FEAT_XBZRLE = 1u << 0,	/* reserved: RAM_XBZRLE records */
 	MIG_FEAT_POSTCOPY = 1u << 1,	/* reserved: post-copy records */
 	MIG_FEAT_RETURN_PATH = 1u << 2,	/* reserved: return path open */
+	MIG_FEAT_MULTIFD = 1u << 3,	/* pages also on extra channels */
 };
 
 enum mig_rec_type {
@@ -99,6 +100,13 @@ enum mig_rec_type {
 	MIG_REC_POSTCOPY_LAST = 0x02ff,
 	MIG_REC_RP_FIRST = 0x0300,	/* return-path messages (own stream) */
 	MIG_REC_RP_LAST = 0x03ff,
+	/* Parallel channels (needs MIG_FEAT_MULTIFD); see stream/multifd.c. */
+	MIG_REC_MULTIFD_FIRST = 0x0400,
+	MIG_REC_MULTIFD_CHANNELS = 0x0400,	/* main: channels announced */
+	MIG_REC_MULTIFD_SYNC = 0x0401,		/* main + channels: end of a pass */
+	MIG_REC_MULTIFD_HELLO = 0x0402,		/* channel: first record */
+	MIG_REC_MULTIFD_PAGES = 0x0403,		/* channel: a (compressed) batch */
+	MIG_REC_MULTIFD_LAST = 0x04ff,
 };
 
 /* Record flags. Bits not listed must be zero. */
@@ -419,6 +427,8 @@ void mig_json_u64(struct mig_stream *out, uint64_t v);
 
 /* ---- The loader -------------------------------------------------------- */
 
+struct mig_mfd_channels;	/* see "Parallel channels" below */
+
 /*
  * Callbacks the engine plugs in. ctx is passed through. A callback returns 0
  * or a negative errno (ideally with err set); the loader then stops and
@@ -462,6 +472,11 @@ struct mig_load_ops {
 	int (*on_description)(void *ctx, const char *json, size_t len,
 			      struct err *err);
 	int (*on_eof)(void *ctx, struct err *err);
+	/* MULTIFD_CHANNELS (once, after RAM_BLOCKS; needs MIG_FEAT_MULTIFD). */
+	int (*on_multifd_channels)(void *ctx, const struct mig_mfd_channels *c,
+				   struct err *err);
+	/* MULTIFD_SYNC on the main stream: wait for every channel's `seq`. */
+	int (*on_multifd_sync)(void *ctx, uint64_t seq, struct err *err);
 };
 
 struct mig_load_section;	/* private */
@@ -505,5 +520,87 @@ int mig_loader_step(struct mig_loader *l, struct err *err);
 /* Header + records until EOF. 0 or negative errno. */
 int mig_load(struct mig_stream *in, const struct mig_load_ops *ops, void *ctx,
 	     struct err *err);
+
+/* ---- Parallel channels (multifd.c) ------------------------------------ */
+
+/*
+ * A migration with MIG_FEAT_MULTIFD announces N extra TCP connections with
+ * MULTIFD_CHANNELS on the main stream. Each channel starts with
+ * MULTIFD_HELLO carrying the same random id, then carries MULTIFD_PAGES
+ * batches and MULTIFD_SYNC marks. Channel records use the 16-byte record
+ * header with flags 0 and section id 0, and no crc.
+ */
+#define MIG_MFD_ID_LEN		16
+#define MIG_MFD_CHANNELS_MAX	16u
+#define MIG_MFD_CHANNELS_LEN	(16 + MIG_MFD_ID_LEN)
+#define MIG_MFD_HELLO_LEN	(8 + MIG_MFD_ID_LEN)
+#define MIG_MFD_PAGES_HDR	16
+/* compressed data of one batch is at most this (a bound above any codec's) */
+#define MIG_MFD_DATA_MAX	(MIG_RAM_BATCH_BYTES + (64u << 10))
+
+enum mig_mfd_method {
+	MIG_MFD_NONE = 0,	/* raw pages (the only value 0 may mean here) */
+	MIG_MFD_ZSTD = 1,
+	MIG_MFD_LZ4 = 2,
+	MIG_MFD_METHOD_END_,
+};
+
+const char *mig_mfd_method_name(uint32_t method);
+
+struct mig_mfd_channels {
+	uint32_t n;		/* 1..MIG_MFD_CHANNELS_MAX */
+	uint32_t method;	/* enum mig_mfd_method batches may use */
+	int32_t level;		/* compression level (informative) */
+	uint8_t id[MIG_MFD_ID_LEN];	/* per-migration random id */
+};
+
+struct mig_mfd_hello {
+	uint8_t id[MIG_MFD_ID_LEN];
+	uint32_t index;		/* 0..n-1 */
+	uint32_t n;
+};
+
+/* A MULTIFD_PAGES header, validated (data follows: data_len bytes). */
+struct mig_mfd_pages {
+	uint32_t block;		/* block id, in the table */
+	uint32_t n;		/* pages, 1..MIG_RAM_BATCH_MAX */
+	uint32_t method;	/* MIG_MFD_NONE or the announced method */
+	uint32_t data_len;	/* NONE: n * page_size; else 1..MIG_MFD_DATA_MAX */
+	uint64_t offsets[MIG_RAM_BATCH_MAX];
+};
+
+int mig_stream_put_mfd_channels(struct mig_stream *s,
+				const struct mig_mfd_channels *c);
+int mig_stream_put_mfd_sync(struct mig_stream *s, uint64_t seq);
+int mig_stream_put_mfd_hello(struct mig_stream *s, const struct mig_mfd_hello *h);
+/*
+ * One MULTIFD_PAGES: with method NONE the n pages go out with writev()
+ * straight from pages[] (data ignored); otherwise data_len bytes of data.
+ */
+int mig_stream_put_mfd_pages(struct mig_stream *s, uint32_t page_size,
+			     uint32_t block, const uint64_t *offsets,
+			     const void *const *pages, size_t n, uint32_t method,
+			     const void *data, size_t data_len);
+
+/*
+ * Channel reader: one record header; only MULTIFD_HELLO, _SYNC and _PAGES
+ * are valid on a channel and their lengths are checked here (-EPROTO).
+ */
+int mig_mfd_get_rec(struct mig_stream *in, struct mig_rec_hdr *rh,
+		    struct err *err);
+int mig_mfd_get_hello(struct mig_stream *in, struct mig_mfd_hello *h,
+		      struct err *err);
+int mig_mfd_get_sync(struct mig_stream *in, uint64_t *seq, struct err *err);
+/*
+ * The PAGES header and offsets of a record of length rec_len: block in
+ * blocks[], every offset page-aligned and inside the block, method NONE or
+ * method_ok, data_len consistent with rec_len and its method. Leaves the
+ * data unread; *blk is the block.
+ */
+int mig_mfd_get_pages(struct mig_stream *in, uint64_t rec_len,
+		      const struct mig_ram_block *blocks, size_t nblocks,
+		      uint32_t page_size, uint32_t method_ok,
+		      struct mig_mfd_pages *p, const struct mig_ram_block **blk,
+		      struct err *err);
 
 #endif
