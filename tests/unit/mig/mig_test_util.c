@@ -244,6 +244,19 @@ static int fake_eof(void *ctx, struct err *err)
 	return 0;
 }
 
+/* Parallel channels: accept the announcement and any sync (no sockets). */
+static int fake_mfd_channels(void *ctx, const struct mig_mfd_channels *c,
+			     struct err *err)
+{
+	return c->n >= 1 && c->n <= MIG_MFD_CHANNELS_MAX ? 0 :
+	       err_set(err, -EPROTO, "channels %u", c->n);
+}
+
+static int fake_mfd_sync(void *ctx, uint64_t seq, struct err *err)
+{
+	return 0;
+}
+
 const struct mig_load_ops fake_ops = {
 	.on_config = fake_config,
 	.on_ram_blocks = fake_blocks,
@@ -256,6 +269,8 @@ const struct mig_load_ops fake_ops = {
 	.on_section_end = fake_sec_end,
 	.on_description = fake_desc,
 	.on_eof = fake_eof,
+	.on_multifd_channels = fake_mfd_channels,
+	.on_multifd_sync = fake_mfd_sync,
 };
 
 /* ---- the golden stream ---- */
