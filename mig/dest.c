@@ -40,6 +40,7 @@ struct dest_ctx {
 	const struct mig_ram_block *blocks;	/* the loader's table */
 	size_t nblocks;
 	struct mfd_recv *mfd;
+	struct mig_prefault *prefault;
 };
 
 static int on_config(void *opaque, const char *json, size_t len, struct err *err)
@@ -92,6 +93,7 @@ static int on_ram_blocks(void *opaque, struct mig_ram_block *blocks, size_t n,
 	}
 	d->blocks = blocks;
 	d->nblocks = n;
+	d->prefault = mig_prefault_start(blocks, n);
 	return 0;
 }
 
@@ -281,6 +283,7 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	ret = dest_load(&in, &d, err);
 	mfd_recv_free(d.mfd);		/* every page is in: stop the channels */
 	d.mfd = NULL;
+	mig_prefault_stop(d.prefault);
 	if (!ret)
 		ret = dest_handover(&d, fd, err);
 	if (stats) {

@@ -59,4 +59,12 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 int mfd_recv_sync(struct mfd_recv *r, uint64_t seq, struct err *err);
 void mfd_recv_free(struct mfd_recv *r);
 
+/*
+ * Experimental (prefault.c): with TERN_DEST_PREFAULT=1 in the destination's
+ * environment, populate guest RAM from a background thread; else NULL.
+ */
+struct mig_prefault;
+struct mig_prefault *mig_prefault_start(const struct mig_ram_block *blocks, size_t n);
+void mig_prefault_stop(struct mig_prefault *p);
+
 #endif

@@ -45,7 +45,7 @@ struct mfd_rchan {
 
 struct mfd_recv {
 	struct mig_mfd_channels c;
-	const struct mig_ram_block *blocks;
+	struct mig_ram_block *blocks;	/* a copy: the loader's goes first */
 	size_t nblocks;
 	uint32_t page_size;
 	pthread_mutex_t lock;
@@ -256,7 +256,13 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 		return NULL;
 	}
 	r->c = *c;
-	r->blocks = blocks;
+	r->blocks = calloc(nblocks, sizeof(*blocks));
+	if (!r->blocks) {
+		free(r);
+		err_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	memcpy(r->blocks, blocks, nblocks * sizeof(*blocks));
 	r->nblocks = nblocks;
 	r->page_size = page_size;
 	pthread_mutex_init(&r->lock, NULL);
@@ -334,5 +340,6 @@ void mfd_recv_free(struct mfd_recv *r)
 	}
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->lock);
+	free(r->blocks);
 	free(r);
 }
