@@ -200,7 +200,6 @@ static void test_hostile_pages_headers(void **state)
 			      cases[i].data_len);
 		for (uint32_t k = 0; k < cases[i].n && k < 4; k++)
 			mig_stream_put_u64(&w, cases[i].off);
-		print_message("case %zu\n", i);
 		assert_int_not_equal(read_pages(&w, MIG_MFD_LZ4, &p), 0);
 		mig_stream_fini(&w);
 	}
