@@ -70,7 +70,10 @@ static void cli_help(FILE *f)
 	      "  --throttle-max PCT          at most (default 99)\n"
 	      "  --completion-timeout S      seconds per GiB of guest RAM (default 150)\n"
 	      "  --progress-timeout S        seconds without progress (default 150)\n"
-	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n"
+	      "  --timeout-action abort|force|postcopy  on a timeout: give up, pause and finish,\n"
+	      "                              or switch to post-copy (default abort)\n"
+	      "  --postcopy                  allow a switch to post-copy (tern migrate-postcopy)\n"
+	      "  --auto-postcopy             switch to post-copy when passes stop converging\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
 	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
 	fputs("\nOptions:\n"
