@@ -45,6 +45,9 @@ static const struct api_field api_migrate_fields[] = {
 	  sizeof(((struct api_migrate_params *)0)->compress), 0, 0, false },
 	{ "compress_level", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.compress_level), 0, 1, 19, false },
+	{ "postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.postcopy), 0, 0, 0, false },
+	{ "auto_postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.auto_postcopy),
+	  0, 0, 0, false },
 	API_FIELD_END,
 };
 
@@ -57,6 +60,8 @@ static const struct api_route api_routes[] = {
 	  api_migrate_fields },
 	{ "GET",  "/vm/migration", API_ACTION_MIGRATE_STATUS, API_BODY_NONE, NULL },
 	{ "POST", "/vm/migration/cancel", API_ACTION_MIGRATE_CANCEL,
+	  API_BODY_OPTIONAL, NULL },
+	{ "POST", "/vm/migration/postcopy", API_ACTION_MIGRATE_POSTCOPY,
 	  API_BODY_OPTIONAL, NULL },
 };
 
@@ -81,6 +86,7 @@ const char *api_action_name(enum api_action a)
 	case API_ACTION_MIGRATE:	return "migrate";
 	case API_ACTION_MIGRATE_STATUS:	return "migrate-status";
 	case API_ACTION_MIGRATE_CANCEL:	return "migrate-cancel";
+	case API_ACTION_MIGRATE_POSTCOPY: return "migrate-postcopy";
 	case API_ACTION_INVALID:	break;
 	}
 	return "invalid";

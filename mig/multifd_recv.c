@@ -255,6 +255,13 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 		err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
+	for (size_t i = 0; i < nblocks; i++)
+		if (!blocks[i].host) {
+			err_set(err, -ENOTSUP, "block '%s' is not mapped for the channels",
+				blocks[i].idstr);
+			free(r);
+			return NULL;
+		}
 	r->c = *c;
 	r->blocks = calloc(nblocks, sizeof(*blocks));
 	if (!r->blocks) {

@@ -133,5 +133,7 @@ int mig_load_producer(struct mig_loader *l, struct err *err);
 int mig_load_eof(struct mig_loader *l, struct err *err);
 int mig_load_mfd_channels(struct mig_loader *l, struct err *err);
 int mig_load_mfd_sync(struct mig_loader *l, struct err *err);
+int mig_load_pc_discard(struct mig_loader *l, struct err *err);
+int mig_load_pc_listen(struct mig_loader *l, struct err *err);
 
 #endif
