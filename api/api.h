@@ -28,6 +28,9 @@ enum api_action {
 	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
 };
 
+/* `channels` absent from the request: the engine's default applies. */
+#define API_CHANNELS_DEFAULT UINT64_MAX
+
 /* POST /vm/migrate {"uri": ..., "downtime_ms": ..., "bandwidth_mibs": ...} */
 struct api_migrate_params {
 	char uri[256];			/* tcp:HOST:PORT (required) */
@@ -42,7 +45,8 @@ struct api_migrate_params {
 	char timeout_action[10];	/* "abort" (default), "force", "postcopy" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
-	uint64_t channels;		/* parallel page channels; 0: none */
+	uint64_t channels;		/* parallel page channels; 0: none;
+					 * API_CHANNELS_DEFAULT when absent */
 	char compress[8];		/* "none" (default), "zstd", "lz4" */
 	uint64_t compress_level;	/* zstd level 1..19; 0: default (1) */
 	bool postcopy;			/* allow a switch to post-copy */

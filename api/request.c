@@ -308,6 +308,7 @@ int api_parse_request(const char *method, const char *path,
 	int status;
 
 	memset(req, 0, sizeof(*req));
+	req->migrate.channels = API_CHANNELS_DEFAULT;	/* 0 means "none" */
 	if (!method || !path || (!body && body_len)) {
 		err_set(err, -EINVAL, "malformed request");
 		return 400;

@@ -31,7 +31,9 @@ to bench/results/migrate-<time>.json, console logs to bench/results/logs-<time>/
 --channels N (with --compress none|zstd|lz4) migrates over N parallel page
 channels: tern's `channels`/`compress`, QEMU's multifd capability with
 multifd-channels/multifd-compression (its destination then starts with
--incoming defer). The tool column then reads e.g. tern/c2-lz4.
+-incoming defer); 0 turns them off for both. Without --channels each tool
+runs with its own default (tern: 4 channels, QEMU: no multifd). The tool
+column then reads e.g. tern/c2-lz4.
 """
 import argparse
 import json
@@ -82,7 +84,7 @@ class Run:
         self.uri = f"tcp:127.0.0.1:{self.port}"
         self.guest = os.path.join(args.build, "guest", "tern-guest.bin")
         self.src = self.dst = None
-        if args.channels:
+        if args.channels is not None:
             self.tool = f"{self.tool}/c{args.channels}-{args.compress}"
 
     def path(self, name):
@@ -180,7 +182,7 @@ class TernRun(Run):
 
     def migrate(self):
         body = {"uri": self.uri, "downtime_ms": DOWNTIME_MS}
-        if self.args.channels:
+        if self.args.channels is not None:
             body.update(channels=self.args.channels, compress=self.args.compress)
         st, r = api_call(self.src_api, "POST", "/vm/migrate", body)
         if st != 200:
@@ -219,7 +221,7 @@ class QemuRun(Run):
                                      "-qmp", f"unix:{qmp},server=on,wait=off"]
 
     def start(self):
-        mfd = self.args.channels > 0
+        mfd = bool(self.args.channels)
         self.dst = Console(self.qemu_cmd(self.path("dst.qmp")) +
                            ["-incoming", "defer" if mfd else self.uri],
                            self.path("dst.log"), self.path("dst.err"))
@@ -370,8 +372,9 @@ def main():
                     help="seconds before a migration is cancelled (default 30)")
     ap.add_argument("--build", default=default_build())
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
-    ap.add_argument("--channels", type=int, default=0,
-                    help="parallel page channels (tern channels, QEMU multifd); 0 = off")
+    ap.add_argument("--channels", type=int, default=None,
+                    help="parallel page channels (tern `channels`, QEMU multifd); 0 = off; "
+                    "default: each tool's own default (tern 4, QEMU off)")
     ap.add_argument("--compress", default="none", choices=["none", "zstd", "lz4"],
                     help="per-batch compression with --channels")
     args = ap.parse_args()

@@ -22,6 +22,7 @@ struct vm;
 struct vm_config;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
+#define MIG_DEFAULT_CHANNELS	4	/* docs/benchmarks.md: fastest here */
 
 enum mig_auto_converge {
 	MIG_AC_INVALID = 0,
@@ -58,7 +59,7 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
-	uint32_t channels;		/* extra page channels (multifd); 0 = pages on the main stream */
+	uint32_t channels;		/* extra page channels (multifd); default 4; 0 = main stream */
 	uint32_t compress;		/* enum mig_compress, with channels only */
 	int32_t compress_level;		/* zstd level; 0 = default (1) */
 	bool postcopy;			/* allow a switch to post-copy (default off) */

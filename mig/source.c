@@ -72,6 +72,7 @@ void mig_params_init(struct mig_params *p)
 	p->progress_timeout_s = 150;
 	p->timeout_action = MIG_TA_ABORT;
 	p->xbzrle_cache_bytes = 64ULL << 20;	/* QEMU's xbzrle-cache-size */
+	p->channels = MIG_DEFAULT_CHANNELS;
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -523,8 +524,6 @@ static int source_run(struct mig_source *m, struct err *err)
 	m->rs.progress_opaque = m;
 	if (!ret && m->p.xbzrle)
 		ret = ram_sender_enable_xbzrle(&m->rs, m->p.xbzrle_cache_bytes, err);
-	if (!ret && m->p.channels && m->p.postcopy)
-		ret = err_set(err, -ENOTSUP, "parallel channels with post-copy are not supported");
 	if (!ret && m->p.channels) {
 		m->mfd = mfd_send_new(m->p.channels, m->p.compress, m->p.compress_level,
 				      VM_PAGE_SIZE, &m->cancel, err);
@@ -660,6 +659,8 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 	m->st.ram_bytes = vm->mem.size;
 	m->st.downtime_limit_ms = m->p.downtime_ms;
 	m->st.bandwidth_limit = m->p.bandwidth;
+	if (m->p.postcopy)
+		m->p.channels = 0;	/* post-copy keeps pages on the main stream */
 	m->st.channels = m->p.channels;
 	ret = pthread_create(&m->thread, NULL, source_thread, m);
 	if (ret) {

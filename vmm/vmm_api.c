@@ -101,7 +101,12 @@ static void fill_migration(struct api_migration_info *out)
 static int migrate_params_multifd(const struct api_migrate_params *p, struct mig_params *mp,
 				  struct err *err)
 {
-	mp->channels = (uint32_t)p->channels;
+	if (p->channels == API_CHANNELS_DEFAULT)
+		mp->channels = mp->postcopy ? 0 : mp->channels;	/* engine default */
+	else if (p->channels && mp->postcopy)
+		return err_set(err, -EINVAL, "channels cannot be combined with post-copy yet");
+	else
+		mp->channels = (uint32_t)p->channels;
 	if (!p->compress[0] || !strcmp(p->compress, "none"))
 		mp->compress = MIG_COMPRESS_NONE;
 	else if (!strcmp(p->compress, "zstd"))
