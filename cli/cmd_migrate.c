@@ -96,6 +96,9 @@ static void print_summary(const json_t *o)
 	       fmt_bytes(jget(o, "ram_bytes"), ram, sizeof(ram)));
 	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero, %" PRIu64 " xbzrle\n",
 	       jget(o, "pages_normal"), jget(o, "pages_zero"), jget(o, "pages_xbzrle"));
+	if (jget(o, "channels"))
+		printf("  channels:    %" PRIu64 " (%" PRIu64 " pages in compressed batches)\n",
+		       jget(o, "channels"), jget(o, "pages_compressed"));
 	if (jget(o, "pages_xbzrle") || jget(o, "xbzrle_cache_misses"))
 		printf("  xbzrle:      %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
 		       " overflows, %s saved\n", jget(o, "xbzrle_cache_hits"),

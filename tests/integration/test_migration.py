@@ -291,7 +291,10 @@ def corrupted_or_truncated_in_flight_source_resumes():
             p.wait_ready()
             px = Proxy(p.port, **kw)
             px.start()
-            r = run([CLI, "--vmm", p.src.api, "migrate", f"tcp:127.0.0.1:{px.port}", "--wait"],
+            # --channels 0: all pages on the one proxied connection, so the cut
+            # lands inside RAM_PAGES (channels: test_multifd.py)
+            r = run([CLI, "--vmm", p.src.api, "migrate", f"tcp:127.0.0.1:{px.port}",
+                     "--channels", "0", "--wait"],
                     timeout=120)
             check(r.returncode == 1, f"{what}: migrate exit {r.returncode}: {r.stdout[-300:]}")
             m = p.status()
