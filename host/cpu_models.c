@@ -378,8 +378,13 @@ int cpu_model_check(const char *name, const struct cpu_featset *host,
 	char names[512];
 
 	*out = NULL;
-	if (!name || !*name || !strcmp(name, CPU_MODEL_HOST))
-		return 0;
+	if (!name || !*name)
+		name = CPU_MODEL_HOST;
+	if (!strcmp(name, CPU_MODEL_HOST))
+		return cpu_model_allowed(allowed_csv, name) ? 0 :
+		       err_set(err, -EPERM,
+			       "cpu model 'host-model' is not allowed on this host (allowed: %s)",
+			       allowed_csv);
 	m = cpu_model_find(name);
 	if (!m)
 		return err_set(err, -EINVAL, "unknown cpu model '%s' (known: %s, %s)",

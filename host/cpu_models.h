@@ -101,8 +101,9 @@ const struct cpu_model *cpu_model_closest(const struct cpu_featset *host,
 bool cpu_model_allowed(const char *csv, const char *name);
 
 /*
- * For tern-vmm: may this host run a VM with CPU model `name`? NULL or
- * "host-model" is always fine. Refuses an unknown model, one not in the
+ * For tern-vmm: may this host run a VM with CPU model `name`? NULL means
+ * "host-model", which every host can run unless its allow list leaves it
+ * out. Refuses an unknown model, one not in the
  * allow list `allowed_csv`, and one needing a feature the host lacks:
  * "cpu model 'x86-64-v4' needs avx512f, which this host lacks".
  * *out is the model (NULL for host-model).

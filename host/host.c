@@ -46,6 +46,50 @@ const char *host_config_allowed_csv(const struct host_config *cfg, char *buf,
 	return buf;
 }
 
+int host_config_parse_allowed(struct host_config *cfg, char *csv)
+{
+	char *save = NULL;
+
+	cfg->n_allowed = 0;
+	for (char *t = strtok_r(csv, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (cfg->n_allowed >= ARRAY_SIZE(cfg->allowed_models))
+			return -E2BIG;
+		cfg->allowed_models[cfg->n_allowed++] = t;
+	}
+	return 0;
+}
+
+static json_t *model_json(const struct cpu_model *m)
+{
+	json_t *feats = json_array();
+	struct cpu_featset fs;
+
+	cpu_model_features(m, &fs);
+	for (size_t i = 0; i < cpu_feature_count(); i++)
+		if (cpu_featset_has(&fs, i))
+			json_array_append_new(feats, json_string(cpu_feature_get(i)->name));
+	return json_pack("{s:s, s:s?, s:s?, s:o}", "name", cpu_model_name(m),
+			 "parent", cpu_model_parent(m), "vendor", cpu_model_vendor(m),
+			 "features", feats);
+}
+
+json_t *host_cpu_models_json(void)
+{
+	json_t *models = json_array(), *feats = json_array();
+
+	for (size_t i = 0; i < cpu_model_count(); i++)
+		json_array_append_new(models, model_json(cpu_model_get(i)));
+	for (size_t i = 0; i < cpu_feature_count(); i++) {
+		const struct cpu_feature *f = cpu_feature_get(i);
+
+		json_array_append_new(feats, json_pack("{s:s, s:I, s:I, s:s, s:i}",
+			"name", f->name, "leaf", (json_int_t)f->leaf,
+			"subleaf", (json_int_t)f->subleaf, "reg", cpu_reg_name(f->reg),
+			"bit", (int)f->bit));
+	}
+	return json_pack("{s:o, s:o}", "models", models, "features", feats);
+}
+
 static const struct kvm_cpuid_entry2 *leaf(const struct kvm_cpuid_entry2 *e,
 					   size_t n, uint32_t fn)
 {

@@ -40,6 +40,15 @@ json_t *host_facts_collect(const struct host_config *cfg, struct err *err);
 int host_facts_cpu(json_t *facts, const struct kvm_cpuid_entry2 *e, size_t n,
 		   bool is_pvm, const char *brand, const struct host_config *cfg);
 
+/*
+ * Fill cfg's allow list from a comma-separated list, cut in place in `csv`
+ * (which must outlive cfg). -E2BIG beyond 32 names.
+ */
+int host_config_parse_allowed(struct host_config *cfg, char *csv);
+
+/* The CPU model and feature tables as JSON (tern-vmm --print-cpu-models). */
+json_t *host_cpu_models_json(void);
+
 /* cfg's allow list as "a,b,c" into buf ("" = everything). */
 const char *host_config_allowed_csv(const struct host_config *cfg, char *buf,
 				    size_t size);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu_models.h"
 #include "log.h"
 
 /* Fixed addresses KVM needs on Intel for real-mode emulation helpers. */
@@ -264,6 +265,8 @@ int kvm_vcpu_set_cpuid(struct kvm *kvm, struct kvm_vcpu_fd *v, unsigned id,
 	memcpy(c, kvm->cpuid, sz);
 	for (unsigned i = 0; i < c->nent; i++)
 		cpuid_fixup(&c->entries[i], id, nr_vcpus, kvm->is_pvm);
+	if (kvm->cpu_model)
+		cpu_model_apply(kvm->cpu_model, c->entries, c->nent);
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		ret = kvm_ioctl_err(err, "KVM_SET_CPUID2");
 	free(c);
