@@ -322,7 +322,7 @@ static int cli_cmd_vm(struct cli_ctx *ctx, int argc, char **argv)
 
 	if (!strcmp(sub, "list") && argc == 2)
 		return vm_list(ctx);
-	if (argc < 3 || !name_ok(argv[2]))
+	if (argc < 3 || (strcmp(sub, "define") && !name_ok(argv[2])))
 		return cli_usage_error("vm: want 'vm SUBCOMMAND NAME' (define FILE, list, show, "
 				       "console, start, stop, pause, resume, undefine, migrate, "
 				       "migrate-cancel)");
