@@ -555,7 +555,8 @@ int ternd_incoming(struct ternd *d, const json_t *args, json_t **reply,
 	struct ternd_vm *vm = NULL;
 	int ret = 0;
 
-	def = ternd_vm_validate(json_object_get(args, "definition"), errors);
+	def = ternd_vm_validate(json_object_get(args, "definition"),
+				d->cfg.default_cpu_model, errors);
 	pthread_mutex_lock(&d->lock);
 	if (d->cfg.maintenance)
 		ret = err_set(err, -EBUSY, "host %s is in maintenance", d->cfg.host);
