@@ -41,6 +41,8 @@ struct api_migrate_params {
 	char timeout_action[8];		/* "abort" (default) or "force" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	uint64_t keepalive_interval_s;	/* 0: default (5) */
+	uint64_t keepalive_count;	/* 0: default (5) */
 };
 
 /*

@@ -39,6 +39,10 @@ static const struct api_field api_migrate_fields[] = {
 	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
 	{ "xbzrle_cache_mib", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
+	{ "keepalive_interval_s", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.keepalive_interval_s), 0, 1, 3600, false },
+	{ "keepalive_count", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.keepalive_count), 0, 1, 100, false },
 	API_FIELD_END,
 };
 

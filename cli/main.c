@@ -72,7 +72,9 @@ static void cli_help(FILE *f)
 	      "  --progress-timeout S        seconds without progress (default 150)\n"
 	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
-	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
+	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"
+	      "  --keepalive-count N         probes unanswered before the peer is gone (default 5)\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"
