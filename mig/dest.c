@@ -19,8 +19,6 @@
 #include "migratable.h"
 #include "util.h"
 
-#define GO_TIMEOUT_MS 30000
-
 /*
  * Small on purpose: page data should land in guest memory straight from
  * readv(); whatever the buffer reads ahead is copied a second time.
@@ -178,7 +176,8 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 	if (ret)
 		return err_set(err, ret, "connection lost before READY: %s", strerror(-ret));
 	fault_point("dst-after-ready");
-	ret = mig_ctl_recv(fd, GO_TIMEOUT_MS, &type, msg, sizeof(msg), err);
+	ret = mig_ctl_recv(fd, mig_keepalive_timeout_ms(mig_keepalive_dest()), &type, msg,
+			   sizeof(msg), err);
 	if (ret) {
 		err_prefix(err, "waiting for the source's GO");
 		return ret;

@@ -363,6 +363,14 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	return 0;
 }
 
+/* The destination hung up or failed (FIN, RST, ERROR) while we waited. */
+static bool peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) > 0;
+}
+
 static int handover(struct mig_source *m, struct err *err)
 {
 	char msg[MIG_CTL_MSG_MAX];
@@ -381,6 +389,9 @@ static int handover(struct mig_source *m, struct err *err)
 	uint64_t t_ready = time_now_ns();
 
 	fault_point("src-after-ready");
+	/* a stall here (stopped, starved) may have outlasted the peer's wait */
+	if (peer_gone(m->fd))
+		return peer_error_wait(m, 0, err);	/* ERROR's reason, or "closed" */
 	pthread_mutex_lock(&m->lock);
 	if (atomic_load(&m->cancel)) {
 		pthread_mutex_unlock(&m->lock);
@@ -393,7 +404,8 @@ static int handover(struct mig_source *m, struct err *err)
 	if (!ret)
 		fault_point("src-after-go");
 	if (!ret)
-		ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
+		ret = mig_ctl_recv(m->fd, mig_keepalive_timeout_ms(&m->ka), &type, msg,
+				   sizeof(msg), err);
 	else
 		err_set(err, ret, "sending GO: %s", strerror(-ret));
 	if (!ret && type != MIG_CTL_RUNNING)
