@@ -43,6 +43,9 @@ static const struct api_field api_migrate_fields[] = {
 	  offsetof(struct api_request, migrate.keepalive_interval_s), 0, 1, 3600, false },
 	{ "keepalive_count", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.keepalive_count), 0, 1, 100, false },
+	{ "postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.postcopy), 0, 0, 0, false },
+	{ "auto_postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.auto_postcopy),
+	  0, 0, 0, false },
 	API_FIELD_END,
 };
 
@@ -55,6 +58,8 @@ static const struct api_route api_routes[] = {
 	  api_migrate_fields },
 	{ "GET",  "/vm/migration", API_ACTION_MIGRATE_STATUS, API_BODY_NONE, NULL },
 	{ "POST", "/vm/migration/cancel", API_ACTION_MIGRATE_CANCEL,
+	  API_BODY_OPTIONAL, NULL },
+	{ "POST", "/vm/migration/postcopy", API_ACTION_MIGRATE_POSTCOPY,
 	  API_BODY_OPTIONAL, NULL },
 };
 
@@ -79,6 +84,7 @@ const char *api_action_name(enum api_action a)
 	case API_ACTION_MIGRATE:	return "migrate";
 	case API_ACTION_MIGRATE_STATUS:	return "migrate-status";
 	case API_ACTION_MIGRATE_CANCEL:	return "migrate-cancel";
+	case API_ACTION_MIGRATE_POSTCOPY: return "migrate-postcopy";
 	case API_ACTION_INVALID:	break;
 	}
 	return "invalid";

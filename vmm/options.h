@@ -32,6 +32,10 @@ struct vmm_options {
 	bool version;
 	uint32_t keepalive_interval_s;	/* --incoming: 0 = default (5) */
 	uint32_t keepalive_count;	/* --incoming: 0 = default (5) */
+	const char *cpu_model;		/* NULL: host-model */
+	const char *cpu_models_allowed;	/* comma list; NULL: all */
+	bool print_host_facts;
+	bool print_cpu_models;
 };
 
 #define VMM_DEFAULT_MEMORY	(256ULL << 20)
