@@ -42,6 +42,8 @@ struct api_migrate_params {
 	char timeout_action[10];	/* "abort" (default), "force", "postcopy" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	uint64_t keepalive_interval_s;	/* 0: default (5) */
+	uint64_t keepalive_count;	/* 0: default (5) */
 	bool postcopy;			/* allow a switch to post-copy */
 	bool auto_postcopy;		/* switch when passes stop converging */
 };

@@ -154,6 +154,8 @@ static const struct {
 	{ "--completion-timeout", "completion_timeout_per_gib", 1, 1000000 },
 	{ "--progress-timeout", "progress_timeout_s", 1, 1000000 },
 	{ "--xbzrle-cache", "xbzrle_cache_mib", 1, 65536 },
+	{ "--keepalive-interval", "keepalive_interval_s", 1, 3600 },
+	{ "--keepalive-count", "keepalive_count", 1, 100 },
 };
 
 /* Word options: value checked by the server too. */

@@ -76,7 +76,9 @@ static void cli_help(FILE *f)
 	      "  --postcopy                  allow a switch to post-copy (tern migrate-postcopy)\n"
 	      "  --auto-postcopy             switch to post-copy when passes stop converging\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
-	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
+	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"
+	      "  --keepalive-count N         probes unanswered before the peer is gone (default 5)\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --host URL|SOCKET  the ternd to talk to: http://HOST:PORT, HOST:PORT or its\n"

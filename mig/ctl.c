@@ -73,13 +73,15 @@ static int read_deadline(int fd, uint8_t *buf, size_t n, uint64_t deadline_ns)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r;
 
-		if (now >= deadline_ns)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)((deadline_ns - now) / 1000000) + 1);
+		/* data already there counts even past the deadline (we were stopped) */
+		r = poll(&p, 1, now >= deadline_ns ? 0 :
+			 (int)((deadline_ns - now) / 1000000) + 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -errno;
+		if (r == 0 && time_now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
 		if (r == 0)
 			continue;
 		ssize_t got = read(fd, buf + off, n - off);

@@ -13,13 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "mig_int.h"
 #include "migratable.h"
 #include "postcopy.h"
 #include "util.h"
-
-#define GO_TIMEOUT_MS 30000
 
 /*
  * Small on purpose: page data should land in guest memory straight from
@@ -64,6 +63,7 @@ static int on_config(void *opaque, const char *json, size_t len, struct err *err
 		d->stats->ram_bytes = cfg.mem_size;
 	log_info("mig", "dest: VM of %llu MiB, %u vCPUs created",
 		 (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus);
+	fault_point("dst-setup");
 	return 0;
 }
 
@@ -98,6 +98,7 @@ static int on_section(void *opaque, const struct mig_section_info *info,
 
 	if (!d->sl)
 		return err_set(err, -EPROTO, "device section '%s' before CONFIG", info->idstr);
+	fault_point("dst-device-state");	/* only the first one can hit */
 	if (d->pc_on)
 		return err_set(err, -EPROTO, "device section '%s' after POSTCOPY_LISTEN", info->idstr);
 	return vm_state_load_section(d->sl, info, in, err);
@@ -110,6 +111,7 @@ static int on_iter_end(void *opaque, uint64_t iteration, struct err *err)
 	char msg[24];
 	int ret;
 
+	fault_point(iteration == 1 ? "dst-pass1" : "dst-passN");
 	if (d->pc_on)
 		return err_set(err, -EPROTO, "RAM_ITER_END after POSTCOPY_LISTEN");
 	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)iteration);
@@ -244,6 +246,7 @@ static int accept_one(int listen_fd, struct err *err)
 	if (fd < 0)
 		return err_set(err, -errno, "accept: %s", strerror(errno));
 	mig_sock_tune(fd);
+	mig_keepalive_tune(fd, mig_keepalive_dest());
 	return fd;
 }
 
@@ -260,10 +263,13 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 	if (ret)
 		return ret;
 	t1 = time_now_ns();
+	fault_point("dst-before-ready");
 	ret = mig_ctl_send(fd, MIG_CTL_READY, NULL);
 	if (ret)
 		return err_set(err, ret, "connection lost before READY: %s", strerror(-ret));
-	ret = mig_ctl_recv(fd, GO_TIMEOUT_MS, &type, msg, sizeof(msg), err);
+	fault_point("dst-after-ready");
+	ret = mig_ctl_recv(fd, mig_keepalive_timeout_ms(mig_keepalive_dest()), &type, msg,
+			   sizeof(msg), err);
 	if (ret) {
 		err_prefix(err, "waiting for the source's GO");
 		return ret;
@@ -272,6 +278,7 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 		return err_set(err, -ECANCELED, "source aborted the migration: %s", msg);
 	if (type != MIG_CTL_GO)
 		return err_set(err, -EPROTO, "expected GO, got %s", mig_ctl_name(type));
+	fault_point("dst-after-go");
 	ret = vm_start(d->vm, err);
 	if (ret)
 		return ret;
@@ -280,6 +287,7 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 	/* We own the VM now; RUNNING only tells the source it may go. */
 	if (mig_ctl_send(fd, MIG_CTL_RUNNING, NULL))
 		log_warn("mig", "dest: could not tell the source we run (it keeps the VM paused)");
+	fault_point("dst-after-running");
 	return 0;
 }
 
@@ -349,7 +357,7 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		close(fd);
 		return err_set(err, ret, "out of memory");
 	}
-	mig_stream_set_timeout(&in, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&in, mig_keepalive_stream_timeout_ms(mig_keepalive_dest()));
 	ret = dest_load(&in, &d, err);
 	if (d.pc_on)
 		ret = dest_pc_end(&d, ret, err);

@@ -22,6 +22,10 @@ struct vm;
 struct vm_config;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
+#define MIG_KEEPALIVE_INTERVAL_S	5	/* s between keepalive probes */
+#define MIG_KEEPALIVE_COUNT		5	/* probes unanswered: peer gone */
+#define MIG_KEEPALIVE_INTERVAL_MAX	3600
+#define MIG_KEEPALIVE_COUNT_MAX		100
 
 enum mig_auto_converge {
 	MIG_AC_INVALID = 0,
@@ -51,6 +55,8 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
+	uint32_t keepalive_interval_s;	/* default 5; a peer silent for */
+	uint32_t keepalive_count;	/* interval x count (25 s) is gone */
 	bool postcopy;			/* allow a switch to post-copy (default off) */
 	bool auto_postcopy;		/* switch when passes stop converging */
 };
@@ -145,6 +151,10 @@ int mig_dest_listen(const char *uri, struct err *err);
  */
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err);
+
+/* Keepalive (keepalive.c): validate; the destination's setting. */
+int mig_keepalive_check(uint32_t interval_s, uint32_t count, struct err *err);
+int mig_dest_set_keepalive(uint32_t interval_s, uint32_t count, struct err *err);
 
 /* Transport (channel.c). */
 int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,

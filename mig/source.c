@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "converge.h"
 #include "mig_int.h"
@@ -50,6 +51,8 @@ struct mig_source {
 	struct ram_sender rs;
 	void (*done)(void *opaque, enum mig_state st);
 	void *opaque;
+	struct mig_keepalive ka;	/* from p: a silent peer is gone after */
+	uint32_t fault_pass;		/* last pass a fault point was checked in */
 	/* post-copy */
 	atomic_bool pc_request;		/* switch at the end of this pass */
 	bool pc_phase;			/* destination runs, we push pages */
@@ -70,6 +73,8 @@ void mig_params_init(struct mig_params *p)
 	p->progress_timeout_s = 150;
 	p->timeout_action = MIG_TA_ABORT;
 	p->xbzrle_cache_bytes = 64ULL << 20;	/* QEMU's xbzrle-cache-size */
+	p->keepalive_interval_s = MIG_KEEPALIVE_INTERVAL_S;
+	p->keepalive_count = MIG_KEEPALIVE_COUNT;
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -126,6 +131,10 @@ static int on_progress(void *opaque, struct err *err)
 {
 	struct mig_source *m = opaque;
 
+	if (m->st.pass != m->fault_pass) {	/* once per pass, mid-pass */
+		m->fault_pass = m->st.pass;
+		fault_point(m->st.pass == 1 ? "src-pass1" : "src-passN");
+	}
 	update_counters(m);
 	/* a pass on a slow link can outlast a timeout: check it here too */
 	if (m->st.state == MIG_STATE_ACTIVE && !m->forcing && !atomic_load(&m->pc_request) &&
@@ -211,9 +220,13 @@ static int peer_error_wait(struct mig_source *m, int timeout_ms, struct err *err
 
 	if (poll(&p, 1, timeout_ms) <= 0)
 		return 0;
-	if (mig_ctl_recv(m->fd, 200, &type, msg, sizeof(msg), NULL) == 0 &&
-	    type == MIG_CTL_ERROR)
+	struct err lost = { 0 };
+	int ret = mig_ctl_recv(m->fd, 200, &type, msg, sizeof(msg), &lost);
+
+	if (ret == 0 && type == MIG_CTL_ERROR)
 		return err_set(err, -EPROTO, "destination: %s", msg);
+	if (ret && ret != -ECONNRESET)	/* e.g. keepalive: ETIMEDOUT */
+		return err_set(err, ret, "destination unreachable, %s", lost.msg);
 	return err_set(err, -ECONNRESET, "destination closed the connection");
 }
 
@@ -261,7 +274,7 @@ static int end_pass(struct mig_source *m, uint32_t pass, struct err *err)
 	if (mig_stream_flush(&m->out))
 		return mig_stream_get_err(&m->out, err);
 	update_counters(m);
-	ret = mig_ctl_recv(m->fd, MIG_IO_TIMEOUT_MS, &type, msg, sizeof(msg), err);
+	ret = mig_ctl_recv(m->fd, mig_keepalive_timeout_ms(&m->ka), &type, msg, sizeof(msg), err);
 	if (ret)
 		return ret;
 	if (type == MIG_CTL_ERROR)
@@ -368,12 +381,14 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	if (ret && ret != -EALREADY)
 		return err_set(err, ret, "cannot pause the VM: %s", perr.msg);
 	m->paused_by_us = ret == 0;
+	fault_point("src-stop-copy");
 	t_paused = time_now_ns();
 	dirty = ram_sync(&m->rs, err);
 	if (dirty < 0)
 		return (int)dirty;
 	ret = ram_send_dirty(&m->rs, false, err);
 	t_ram = time_now_ns();
+	fault_point("src-device-state");
 	if (!ret)
 		ret = vm_state_save(m->vm, &m->out, err);
 	if (ret)
@@ -389,6 +404,14 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	return 0;
 }
 
+/* The destination hung up or failed (FIN, RST, ERROR) while we waited. */
+static bool peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) > 0;
+}
+
 static int handover(struct mig_source *m, struct err *err)
 {
 	char msg[MIG_CTL_MSG_MAX];
@@ -396,6 +419,7 @@ static int handover(struct mig_source *m, struct err *err)
 	int ret;
 
 	set_state(m, MIG_STATE_HANDOVER);
+	fault_point("src-before-ready");
 	ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
 	if (ret)
 		return ret;
@@ -405,6 +429,10 @@ static int handover(struct mig_source *m, struct err *err)
 		return err_set(err, -EPROTO, "expected READY, got %s", mig_ctl_name(type));
 	uint64_t t_ready = time_now_ns();
 
+	fault_point("src-after-ready");
+	/* a stall here (stopped, starved) may have outlasted the peer's wait */
+	if (peer_gone(m->fd))
+		return peer_error_wait(m, 0, err);	/* ERROR's reason, or "closed" */
 	pthread_mutex_lock(&m->lock);
 	if (atomic_load(&m->cancel)) {
 		pthread_mutex_unlock(&m->lock);
@@ -415,13 +443,17 @@ static int handover(struct mig_source *m, struct err *err)
 	vm_mark_handed_over(m->vm);	/* before GO leaves: never resume here */
 	ret = mig_ctl_send(m->fd, MIG_CTL_GO, NULL);
 	if (!ret)
-		ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
+		fault_point("src-after-go");
+	if (!ret)
+		ret = mig_ctl_recv(m->fd, mig_keepalive_timeout_ms(&m->ka), &type, msg,
+				   sizeof(msg), err);
 	else
 		err_set(err, ret, "sending GO: %s", strerror(-ret));
 	if (!ret && type != MIG_CTL_RUNNING)
 		ret = err_set(err, -EPROTO, "expected RUNNING, got %s", mig_ctl_name(type));
 	if (ret)
 		return ret;
+	fault_point("src-after-running");
 	pthread_mutex_lock(&m->lock);
 	m->st.downtime_ms = (time_now_ns() - m->stop_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
@@ -500,12 +532,14 @@ static int source_run(struct mig_source *m, struct err *err)
 	pthread_mutex_lock(&m->lock);
 	m->fd = fd;
 	pthread_mutex_unlock(&m->lock);
+	mig_keepalive_tune(fd, &m->ka);
+	fault_point("src-setup");
 	if (atomic_load(&m->cancel))
 		return err_set(err, -ECANCELED, "migration cancelled");
 	ret = mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE);
 	if (ret)
 		return err_set(err, ret, "out of memory");
-	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&m->out, mig_keepalive_stream_timeout_ms(&m->ka));
 	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
 	m->rs.progress = on_progress;
 	m->rs.progress_opaque = m;
@@ -586,7 +620,7 @@ static void *source_thread(void *arg)
 		struct err perr = { 0 };
 
 		/* a destination that refused the stream says why: prefer that */
-		if (peer_error_wait(m, 1000, &perr)) {
+		if (peer_error_wait(m, 1000, &perr) == -EPROTO) {
 			err_clear(&err);
 			err_set(&err, perr.code, "%s", perr.msg);
 		}
@@ -626,6 +660,11 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 		m->p.max_passes = DEFAULT_MAX_PASSES;
 	if (!m->p.handover_timeout_ms)
 		m->p.handover_timeout_ms = DEFAULT_HANDOVER_MS;
+	mig_keepalive_default(&m->ka);
+	if (p->keepalive_interval_s)
+		m->ka.interval_s = p->keepalive_interval_s;
+	if (p->keepalive_count)
+		m->ka.count = p->keepalive_count;
 	m->fd = -1;
 	m->done = done;
 	m->opaque = opaque;

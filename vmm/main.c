@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "fault.h"
 #include "host.h"
 #include "log.h"
 #include "mig.h"
@@ -203,8 +204,15 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 {
 	struct mig_stats st = { 0 };
 	struct pollfd p[2];
-	int lfd = mig_dest_listen(m->opt.incoming, err), ret;
+	int lfd, ret;
 
+	ret = mig_dest_set_keepalive(m->opt.keepalive_interval_s ? m->opt.keepalive_interval_s :
+				     MIG_KEEPALIVE_INTERVAL_S,
+				     m->opt.keepalive_count ? m->opt.keepalive_count :
+				     MIG_KEEPALIVE_COUNT, err);
+	if (ret)
+		return ret;
+	lfd = mig_dest_listen(m->opt.incoming, err);
 	if (lfd < 0)
 		return lfd;
 	fprintf(stderr, "tern-vmm: waiting for an incoming migration on %s\n", m->opt.incoming);
@@ -325,6 +333,7 @@ int main(int argc, char **argv)
 	int status;
 
 	log_init_from_env();
+	fault_init();			/* TERN_FAULT: a test facility */
 	if (vmm_options_parse(argc, argv, &m.opt, &err)) {
 		fprintf(stderr, "tern-vmm: %s (see tern-vmm --help)\n", err.msg);
 		return EXIT_USAGE;

@@ -21,6 +21,9 @@ const char vmm_usage[] =
 	"  --api PATH           serve the control API on unix socket PATH (mode 0600)\n"
 	"  --incoming URI       wait for a live migration on tcp:HOST:PORT, then run\n"
 	"                       the VM it brings (no --kernel needed)\n"
+	"  --keepalive-interval S, --keepalive-count N\n"
+	"                       with --incoming: a source silent for S x N seconds\n"
+	"                       is gone (default 5 x 5); docs/migration-protocol.md\n"
 	"  --cpu-model NAME     CPU the guest sees: host-model (default) or a named model\n"
 	"                       (x86-64-v1..v4, Haswell, EPYC-Rome, ...: docs/cpu-models.md)\n"
 	"  --cpu-models-allowed LIST\n"
@@ -83,6 +86,14 @@ static int parse_value(const char *name, const char *v, struct vmm_options *o,
 			return err_set(err, -EINVAL, "--vcpus: '%s' is not a number from 1 to %d",
 				       v, VM_MAX_VCPUS);
 		o->vcpus = (unsigned)n;
+	} else if (!strcmp(name, "keepalive-interval")) {
+		if (parse_uint(v, 1, 3600, &n))
+			return err_set(err, -EINVAL, "--keepalive-interval: '%s' is not 1-3600 (s)", v);
+		o->keepalive_interval_s = (uint32_t)n;
+	} else if (!strcmp(name, "keepalive-count")) {
+		if (parse_uint(v, 1, 100, &n))
+			return err_set(err, -EINVAL, "--keepalive-count: '%s' is not 1-100", v);
+		o->keepalive_count = (uint32_t)n;
 	} else {
 		return err_set(err, -EINVAL, "unknown option '--%s'", name);
 	}
@@ -93,7 +104,8 @@ static bool is_value_option(const char *name)
 {
 	static const char *const names[] = {
 		"kernel", "initrd", "cmdline", "memory", "vcpus", "serial", "api",
-		"incoming", "cpu-model", "cpu-models-allowed",
+		"incoming", "keepalive-interval", "keepalive-count", "cpu-model",
+		"cpu-models-allowed",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)

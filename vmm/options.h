@@ -30,6 +30,8 @@ struct vmm_options {
 	char vm_option[40];		/* a VM-shaping option seen (vs --incoming) */
 	bool help;
 	bool version;
+	uint32_t keepalive_interval_s;	/* --incoming: 0 = default (5) */
+	uint32_t keepalive_count;	/* --incoming: 0 = default (5) */
 	const char *cpu_model;		/* NULL: host-model */
 	const char *cpu_models_allowed;	/* comma list; NULL: all */
 	bool print_host_facts;

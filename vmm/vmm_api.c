@@ -138,7 +138,11 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 	mp->xbzrle = p->xbzrle;
 	if (p->xbzrle_cache_mib)
 		mp->xbzrle_cache_bytes = p->xbzrle_cache_mib << 20;
-	return 0;
+	if (p->keepalive_interval_s)
+		mp->keepalive_interval_s = (uint32_t)p->keepalive_interval_s;
+	if (p->keepalive_count)
+		mp->keepalive_count = (uint32_t)p->keepalive_count;
+	return mig_keepalive_check(mp->keepalive_interval_s, mp->keepalive_count, err);
 }
 
 /* Called on the migration thread when it reaches a final state. */
