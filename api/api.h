@@ -41,6 +41,9 @@ struct api_migrate_params {
 	char timeout_action[8];		/* "abort" (default) or "force" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "": the host in the URI */
 };
 
 /*

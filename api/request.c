@@ -39,6 +39,10 @@ static const struct api_field api_migrate_fields[] = {
 	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
 	{ "xbzrle_cache_mib", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
+	{ "tls", API_FIELD_STRING, offsetof(struct api_request, migrate.tls),
+	  sizeof(((struct api_migrate_params *)0)->tls), 0, 0, false },
+	{ "tls_hostname", API_FIELD_STRING, offsetof(struct api_request, migrate.tls_hostname),
+	  sizeof(((struct api_migrate_params *)0)->tls_hostname), 0, 0, false },
 	API_FIELD_END,
 };
 

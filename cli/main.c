@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pki.h"
 #include "util.h"
 
 #ifndef TERN_VERSION
@@ -21,6 +22,7 @@
 static const struct cli_cmd *const cli_groups[] = {
 	cli_vmm_cmds,
 	cli_migrate_cmds,
+	cli_pki_cmds,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -72,7 +74,15 @@ static void cli_help(FILE *f)
 	      "  --progress-timeout S        seconds without progress (default 150)\n"
 	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
-	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
+	      "  --tls on|off                TLS 1.3, both sides authenticated (default: on when\n"
+	      "                              tern-vmm has --tls-*)\n"
+	      "  --tls-hostname NAME         name the destination's certificate must carry\n"
+	      "                              (default: the host in the URI)\n", f);
+	fputs("\npki options (DIR defaults to " PKI_DEFAULT_DIR "):\n"
+	      "  pki init  [--dir DIR] [--cn NAME] [--days N] [--force]       make the cluster CA\n"
+	      "  pki issue NAME [--ip A]... [--dns N]... [--dir DIR] [--days N] [--force]\n"
+	      "                              make NAME.pem + NAME-key.pem, signed by the CA\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"

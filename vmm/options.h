@@ -30,6 +30,9 @@ struct vmm_options {
 	char vm_option[40];		/* a VM-shaping option seen (vs --incoming) */
 	bool help;
 	bool version;
+	const char *tls_cert;		/* this host's TLS identity (all three or none) */
+	const char *tls_key;
+	const char *tls_ca;
 };
 
 #define VMM_DEFAULT_MEMORY	(256ULL << 20)
