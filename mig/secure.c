@@ -17,7 +17,9 @@
  * reporting a bad stream magic.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -60,6 +62,17 @@ int mig_secure_connect(int fd, const struct mig_params *p, const char *uri,
 	return ret;
 }
 
+/* A plain tern source starts with the stream magic: tell it in words. */
+static bool plain_stream(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char b[MIG_STREAM_MAGIC_LEN];
+
+	return poll(&p, 1, PEEK_MS) > 0 &&
+	       recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof(b) &&
+	       !memcmp(b, MIG_STREAM_MAGIC, sizeof(b));
+}
+
 int mig_secure_accept(int fd, struct err *err)
 {
 	int ret;
@@ -72,6 +85,13 @@ int mig_secure_accept(int fd, struct err *err)
 		close(fd);
 		return err_set(err, -EPROTO, "source speaks TLS but this destination has no "
 			       "--tls-cert/--tls-key/--tls-ca");
+	}
+	if (plain_stream(fd)) {
+		mig_ctl_send(fd, MIG_CTL_ERROR, "destination requires TLS: start the source's "
+			     "tern-vmm with --tls-cert/--tls-key/--tls-ca");
+		close(fd);
+		return err_set(err, -EPROTO, "TLS: source does not speak TLS (plain TCP) but "
+			       "this destination requires it");
 	}
 	ret = tls_wrap_server(dest_tls, fd, TLS_HANDSHAKE_TIMEOUT_MS, err);
 	if (ret < 0) {
