@@ -25,6 +25,7 @@ enum api_action {
 	API_ACTION_MIGRATE,		/* POST /vm/migrate */
 	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
 	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
+	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
 };
 
 /* POST /vm/migrate {"uri": ..., "downtime_ms": ..., "bandwidth_mibs": ...} */
@@ -38,9 +39,11 @@ struct api_migrate_params {
 	uint64_t throttle_max;		/* %; 0: default (99) */
 	uint64_t completion_timeout_per_gib; /* s; 0: default (150) */
 	uint64_t progress_timeout_s;	/* s; 0: default (150) */
-	char timeout_action[8];		/* "abort" (default) or "force" */
+	char timeout_action[10];	/* "abort" (default), "force", "postcopy" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	bool postcopy;			/* allow a switch to post-copy */
+	bool auto_postcopy;		/* switch when passes stop converging */
 	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
 	char tls_hostname[256];		/* name the destination's certificate must
 					 * carry; "": the host in the URI */
@@ -103,6 +106,8 @@ struct api_migration_info {
 	uint64_t xbzrle_bytes_saved;
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	uint64_t postcopy_requests, postcopy_bg_pages, postcopy_pages_left;
+	uint64_t postcopy_faults, postcopy_fault_avg_us, postcopy_fault_max_us;
 };
 
 struct api_reply {

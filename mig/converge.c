@@ -124,6 +124,25 @@ static void maybe_throttle(struct converge *c, const struct converge_pass *m)
 		 (unsigned long long)(m->bandwidth >> 20), c->throttle);
 }
 
+/*
+ * auto_postcopy: two passes in a row that leave the next barely smaller
+ * (the test auto-converge uses) mean pre-copy is not converging: switch to
+ * post-copy instead of throttling the guest.
+ */
+static bool want_postcopy(struct converge *c, const struct converge_pass *m)
+{
+	if (!c->p.postcopy || !c->p.auto_postcopy || m->pass < 2)
+		return false;
+	c->pc_bad_passes = pass_was_bad(m) ? c->pc_bad_passes + 1 : 0;
+	if (c->pc_bad_passes < 2)
+		return false;
+	snprintf(c->why, sizeof(c->why),
+		 "post-copy: guest dirties %llu MiB/s, link carries %llu MiB/s: not converging",
+		 (unsigned long long)(m->dirty_rate >> 20),
+		 (unsigned long long)(m->bandwidth >> 20));
+	return true;
+}
+
 enum converge_verdict converge_after_pass(struct converge *c,
 					  const struct converge_pass *m)
 {
@@ -145,6 +164,8 @@ enum converge_verdict converge_after_pass(struct converge *c,
 	}
 	if (converge_timed_out(c, m->now_ns))
 		return CONVERGE_TIMEOUT;
+	if (!fits && want_postcopy(c, m))
+		return CONVERGE_POSTCOPY;
 	if (!fits)
 		maybe_throttle(c, m);
 	if (fits || !c->throttle)

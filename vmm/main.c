@@ -218,6 +218,16 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 	}
 	ret = mig_dest_receive(lfd, &m->vm, m->serial_fd, &st, err);
 	close(lfd);
+	if (ret && st.state == MIG_STATE_POSTCOPY_FAILED) {
+		/*
+		 * Post-copy lost its source: the guest ran here and its vCPUs
+		 * wait for pages that will never come. It cannot be stopped
+		 * cleanly nor resumed; leave at once (the kernel frees it all).
+		 */
+		fprintf(stderr, "tern-vmm: incoming migration failed in post-copy: %s; "
+			"the VM is lost here\n", err->msg);
+		_exit(EXIT_ERROR);
+	}
 	if (ret)
 		err_prefix(err, "incoming migration failed");
 	else

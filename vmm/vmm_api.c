@@ -88,6 +88,12 @@ static void fill_migration(struct api_migration_info *out)
 	out->xbzrle_bytes_saved = st.xbzrle_bytes_saved;
 	out->progress_pct = st.progress_pct;
 	str_copy(out->strategy, sizeof(out->strategy), st.strategy);
+	out->postcopy_requests = st.postcopy_requests;
+	out->postcopy_bg_pages = st.postcopy_bg_pages;
+	out->postcopy_pages_left = st.postcopy_pages_left;
+	out->postcopy_faults = st.postcopy_faults;
+	out->postcopy_fault_avg_us = st.postcopy_fault_avg_us;
+	out->postcopy_fault_max_us = st.postcopy_fault_max_us;
 }
 
 /* "tls": on (needs --tls-*), off, or "" (on when --tls-* was given). */
@@ -129,8 +135,13 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 		mp->timeout_action = MIG_TA_ABORT;
 	else if (!strcmp(p->timeout_action, "force"))
 		mp->timeout_action = MIG_TA_FORCE;
+	else if (!strcmp(p->timeout_action, "postcopy"))
+		mp->timeout_action = MIG_TA_POSTCOPY;
 	else
-		return err_set(err, -EINVAL, "timeout_action must be abort or force");
+		return err_set(err, -EINVAL, "timeout_action must be abort, force or postcopy");
+	mp->postcopy = p->postcopy || p->auto_postcopy ||
+		       mp->timeout_action == MIG_TA_POSTCOPY;
+	mp->auto_postcopy = p->auto_postcopy;
 	if (p->throttle_initial)
 		mp->throttle_initial = (uint32_t)p->throttle_initial;
 	if (p->throttle_increment)
@@ -189,7 +200,8 @@ static int start_migration(struct vm *vm, const struct api_migrate_params *p,
 		if (!mig_state_is_final(st.state))
 			return err_set(err, -EBUSY, "a migration to %s is already %s",
 				       ctl.uri, mig_state_name(st.state));
-		if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_UNCONFIRMED)
+		if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_UNCONFIRMED ||
+		    st.state == MIG_STATE_POSTCOPY_FAILED)
 			return err_set(err, -EBUSY, "the VM has been handed over (%s)",
 				       mig_state_name(st.state));
 		mig_source_free(ctl.mig);
@@ -218,6 +230,9 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 	else if (req->action == API_ACTION_MIGRATE_CANCEL)
 		ret = ctl.mig ? mig_source_cancel(ctl.mig, err) :
 		      err_set(err, -ENOENT, "no migration to cancel");
+	else if (req->action == API_ACTION_MIGRATE_POSTCOPY)
+		ret = ctl.mig ? mig_source_postcopy(ctl.mig, err) :
+		      err_set(err, -ENOENT, "no migration to switch to post-copy");
 	if (!ret)
 		fill_migration(&reply->migration);
 	if (!ret && ctl.completed_ns && !ctl.final_seen_ns)
@@ -254,6 +269,7 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	case API_ACTION_MIGRATE:
 	case API_ACTION_MIGRATE_STATUS:
 	case API_ACTION_MIGRATE_CANCEL:
+	case API_ACTION_MIGRATE_POSTCOPY:
 		return migration_action(vm, req, reply, err);
 	default:
 		return err_set(err, -EINVAL, "unsupported action");
