@@ -46,6 +46,9 @@ struct api_migrate_params {
 	uint64_t keepalive_count;	/* 0: default (5) */
 	bool postcopy;			/* allow a switch to post-copy */
 	bool auto_postcopy;		/* switch when passes stop converging */
+	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "": the host in the URI */
 };
 
 /*

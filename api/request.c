@@ -46,6 +46,10 @@ static const struct api_field api_migrate_fields[] = {
 	{ "postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.postcopy), 0, 0, 0, false },
 	{ "auto_postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.auto_postcopy),
 	  0, 0, 0, false },
+	{ "tls", API_FIELD_STRING, offsetof(struct api_request, migrate.tls),
+	  sizeof(((struct api_migrate_params *)0)->tls), 0, 0, false },
+	{ "tls_hostname", API_FIELD_STRING, offsetof(struct api_request, migrate.tls_hostname),
+	  sizeof(((struct api_migrate_params *)0)->tls_hostname), 0, 0, false },
 	API_FIELD_END,
 };
 

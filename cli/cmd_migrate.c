@@ -164,6 +164,7 @@ static const struct {
 } word_opts[] = {
 	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
 	{ "--timeout-action", "timeout_action", { "abort", "force", "postcopy", NULL } },
+	{ "--tls", "tls", { "on", "off", NULL } },
 };
 
 static int migrate_option(json_t *body, int argc, char **argv, int *i)
@@ -226,6 +227,8 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			json_object_set_new(body, "postcopy", json_true());
 		else if (!strcmp(argv[i], "--auto-postcopy"))
 			json_object_set_new(body, "auto_postcopy", json_true());
+		else if (!strcmp(argv[i], "--tls-hostname") && i + 1 < argc)
+			json_object_set_new(body, "tls_hostname", json_string(argv[++i]));
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
 			status = r ? r : status;
 		else if (argv[i][0] != '-' && !uri)

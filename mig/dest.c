@@ -348,6 +348,8 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	int fd, ret;
 
 	fd = accept_one(listen_fd, err);
+	if (fd >= 0)
+		fd = mig_secure_accept(fd, err);
 	if (fd < 0)
 		return fd;
 	d.fd = fd;

@@ -20,6 +20,7 @@
 
 struct vm;
 struct vm_config;
+struct tls_ctx;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
 #define MIG_KEEPALIVE_INTERVAL_S	5	/* s between keepalive probes */
@@ -59,6 +60,9 @@ struct mig_params {
 	uint32_t keepalive_count;	/* interval x count (25 s) is gone */
 	bool postcopy;			/* allow a switch to post-copy (default off) */
 	bool auto_postcopy;		/* switch when passes stop converging */
+	struct tls_ctx *tls;		/* TLS identity (net/tls.h); NULL = plain TCP */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "" = the host in the URI */
 };
 
 void mig_params_init(struct mig_params *p);
@@ -160,5 +164,17 @@ int mig_dest_set_keepalive(uint32_t interval_s, uint32_t count, struct err *err)
 int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,
 		  size_t portlen, struct err *err);
 int mig_tcp_connect(const char *uri, struct err *err);
+
+/*
+ * TLS (secure.c): one call per migration connection, after connect() or
+ * accept(); returns the fd to use from then on, or -errno (fd closed).
+ * See secure.c for how extra channels use them.
+ */
+int mig_secure_connect(int fd, const struct mig_params *p, const char *uri,
+		       struct err *err);
+int mig_secure_accept(int fd, struct err *err);
+/* The destination's TLS identity (tern-vmm --tls-*); NULL = plain TCP. */
+void mig_dest_set_tls(struct tls_ctx *tls);
+bool mig_dest_has_tls(void);
 
 #endif

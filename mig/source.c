@@ -527,6 +527,8 @@ static int source_run(struct mig_source *m, struct err *err)
 {
 	int ret, fd = mig_tcp_connect(m->uri, err);
 
+	if (fd >= 0)
+		fd = mig_secure_connect(fd, &m->p, m->uri, err);
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&m->lock);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "mig.h"
 #include "options.h"
+#include "tls.h"
 #include "util.h"
 #include "vm.h"
 #include "vmm_api.h"
@@ -45,6 +46,7 @@ struct vmm {
 	struct termios tty_saved;
 	bool stdin_open;
 	bool escape;
+	struct tls_ctx *tls;		/* --tls-*: host identity for migrations */
 };
 
 static int vmm_exit_status(const struct vm *vm)
@@ -260,6 +262,19 @@ static int boot_vm(struct vmm *m, struct err *err)
 	return ret;
 }
 
+/* --tls-*: load the identity once; both directions of migration use it. */
+static int load_tls(struct vmm *m, struct err *err)
+{
+	if (!m->opt.tls_cert)
+		return 0;
+	m->tls = tls_ctx_new(m->opt.tls_cert, m->opt.tls_key, m->opt.tls_ca, err);
+	if (!m->tls)
+		return err->code ? err->code : -EINVAL;
+	mig_dest_set_tls(m->tls);
+	vmm_api_set_tls(m->tls);
+	return 0;
+}
+
 static int vmm_run(struct vmm *m, struct err *err)
 {
 	int sfd = block_signals(), ret;
@@ -267,6 +282,8 @@ static int vmm_run(struct vmm *m, struct err *err)
 	if (sfd < 0)
 		return err_set(err, -errno, "signalfd: %s", strerror(errno));
 	ret = open_serial(m, err);
+	if (!ret)
+		ret = load_tls(m, err);
 	if (ret)
 		goto out;
 	/* Claim the API socket first: a busy path must fail before a VM exists. */
@@ -359,6 +376,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "tern-vmm: %s\n", m.vm.exit_msg);
 	}
 	vm_destroy(&m.vm);
+	tls_ctx_free(m.tls);
 	if (m.serial_fd > STDERR_FILENO)
 		close(m.serial_fd);
 	return status;

@@ -36,6 +36,9 @@ struct vmm_options {
 	const char *cpu_models_allowed;	/* comma list; NULL: all */
 	bool print_host_facts;
 	bool print_cpu_models;
+	const char *tls_cert;		/* this host's TLS identity (all three or none) */
+	const char *tls_key;
+	const char *tls_ca;
 };
 
 #define VMM_DEFAULT_MEMORY	(256ULL << 20)

@@ -30,6 +30,7 @@ static struct {
 	uint64_t completed_ns;		/* migration completed at */
 	uint64_t final_seen_ns;		/* a client read the completed status */
 	bool vm_ready;			/* the VM exists (booted or received) */
+	struct tls_ctx *tls;		/* this host's TLS identity, or NULL */
 } ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static enum api_vm_state to_api_state(enum vm_state s)
@@ -95,10 +96,31 @@ static void fill_migration(struct api_migration_info *out)
 	out->postcopy_fault_max_us = st.postcopy_fault_max_us;
 }
 
+/* "tls": on (needs --tls-*), off, or "" (on when --tls-* was given). */
+static int migrate_tls_params(const struct api_migrate_params *p, struct mig_params *mp,
+			      struct err *err)
+{
+	if (p->tls[0] && strcmp(p->tls, "on") && strcmp(p->tls, "off"))
+		return err_set(err, -EINVAL, "tls must be on or off");
+	if (!strcmp(p->tls, "on") && !ctl.tls)
+		return err_set(err, -EINVAL, "tls on: this tern-vmm was started without "
+			       "--tls-cert/--tls-key/--tls-ca");
+	mp->tls = strcmp(p->tls, "off") ? ctl.tls : NULL;
+	str_copy(mp->tls_hostname, sizeof(mp->tls_hostname), p->tls_hostname);
+	return 0;
+}
+
+void vmm_api_set_tls(struct tls_ctx *tls)
+{
+	ctl.tls = tls;
+}
+
 /* API parameters (0/empty: default) onto engine parameters. */
 static int migrate_params(const struct api_migrate_params *p, struct mig_params *mp,
 			  struct err *err)
 {
+	int ret;
+
 	mig_params_init(mp);
 	if (p->downtime_ms)
 		mp->downtime_ms = (uint32_t)p->downtime_ms;
@@ -142,7 +164,10 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 		mp->keepalive_interval_s = (uint32_t)p->keepalive_interval_s;
 	if (p->keepalive_count)
 		mp->keepalive_count = (uint32_t)p->keepalive_count;
-	return mig_keepalive_check(mp->keepalive_interval_s, mp->keepalive_count, err);
+	ret = mig_keepalive_check(mp->keepalive_interval_s, mp->keepalive_count, err);
+	if (ret)
+		return ret;
+	return migrate_tls_params(p, mp, err);
 }
 
 /* Called on the migration thread when it reaches a final state. */
