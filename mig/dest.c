@@ -352,6 +352,7 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		fd = mig_secure_accept(fd, err);
 	if (fd < 0)
 		return fd;
+	mig_keepalive_tune(fd, mig_keepalive_dest());	/* TLS: on its socketpair */
 	d.fd = fd;
 	t0 = time_now_ns();
 	ret = mig_stream_init_fd_reader(&in, fd, DEST_READ_BUFSIZE);

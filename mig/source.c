@@ -527,14 +527,17 @@ static int source_run(struct mig_source *m, struct err *err)
 {
 	int ret, fd = mig_tcp_connect(m->uri, err);
 
-	if (fd >= 0)
+	if (fd >= 0) {
+		/* TCP options go on the TCP socket, before TLS wraps it */
+		mig_keepalive_tune(fd, &m->ka);
 		fd = mig_secure_connect(fd, &m->p, m->uri, err);
+	}
 	if (fd < 0)
 		return fd;
+	mig_keepalive_tune(fd, &m->ka);	/* TLS: the timeouts on its socketpair */
 	pthread_mutex_lock(&m->lock);
 	m->fd = fd;
 	pthread_mutex_unlock(&m->lock);
-	mig_keepalive_tune(fd, &m->ka);
 	fault_point("src-setup");
 	if (atomic_load(&m->cancel))
 		return err_set(err, -ECANCELED, "migration cancelled");
