@@ -540,7 +540,7 @@ static int postcopy(struct mig_source *m, struct err *err)
 	m->pc.progress = pc_progress;
 	m->pc.opaque = m;
 	ret = pc_source_run(&m->pc, err);
-	while (ret && m->pcid && !m->pc.dest_error) {
+	while (ret && m->pcid && !m->pc.dest_error && !m->abandon) {
 		ret = pc_pause(m, err);
 		if (!ret)
 			ret = pc_source_run(&m->pc, err);
