@@ -21,6 +21,7 @@
 static const struct cli_cmd *const cli_groups[] = {
 	cli_vmm_cmds,
 	cli_migrate_cmds,
+	cli_ternd_cmds,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -51,7 +52,7 @@ static void cli_help(FILE *f)
 {
 	char synopsis[64];
 
-	fputs("usage: tern [--vmm PATH] [--json] COMMAND [ARGS...]\n"
+	fputs("usage: tern [--vmm PATH | --host URL [--token T]] [--json] COMMAND [ARGS...]\n"
 	      "       tern --help | --version\n\n"
 	      "Commands:\n", f);
 	for (size_t g = 0; g < ARRAY_SIZE(cli_groups); g++)
@@ -78,6 +79,9 @@ static void cli_help(FILE *f)
 	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
+	      "  --host URL|SOCKET  the ternd to talk to: http://HOST:PORT, HOST:PORT or its\n"
+	      "                 unix socket (default $TERN_HOST, else /run/tern/ternd.sock)\n"
+	      "  --token TOKEN  API token for a ternd over TCP (default $TERN_TOKEN)\n"
 	      "  --json         print the API's JSON reply instead of text\n"
 	      "  -h, --help     show this help\n"
 	      "  -V, --version  show the version\n\n"
@@ -105,6 +109,10 @@ int cli_common_option(struct cli_ctx *ctx, int argc, char **argv, int *i)
 		ctx->json = true;
 	} else if (!strncmp(a, "--vmm=", 6)) {
 		ctx->vmm = a + 6;
+	} else if (!strcmp(a, "--host") || !strcmp(a, "--token")) {
+		if (*i + 1 >= argc)
+			return cli_usage_error("option %s needs a value", a);
+		*(a[2] == 'h' ? &ctx->host : &ctx->token) = argv[++*i];
 	} else if (!strcmp(a, "--vmm")) {
 		if (*i + 1 >= argc)
 			return cli_usage_error("option --vmm needs a PATH");
