@@ -22,6 +22,7 @@ const char *mig_ctl_name(uint16_t type)
 	case MIG_CTL_PC_REQ: return "PC_REQ";
 	case MIG_CTL_PC_DONE: return "PC_DONE";
 	case MIG_CTL_PC_RESUME: return "PC_RESUME";
+	case MIG_CTL_PC_BITMAP: return "PC_BITMAP";
 	default: return "?";
 	}
 }

@@ -120,6 +120,7 @@ struct mig_stats {
 	uint64_t postcopy_fault_avg_us;	/* fault -> page placed, average */
 	uint64_t postcopy_fault_max_us;
 	uint32_t postcopy_recoveries;	/* times the connection was restored */
+	uint64_t postcopy_fault_p50_us;	/* median (destination's histogram) */
 };
 
 struct mig_source;
@@ -142,6 +143,12 @@ int mig_source_postcopy(struct mig_source *m, struct err *err);
  * ("tcp:HOST:PORT") and go on. -EINVAL in any other state.
  */
 int mig_source_recover(struct mig_source *m, const char *uri, struct err *err);
+/*
+ * Post-copy paused and the destination is known dead: give it up
+ * (postcopy-failed). With resume_source the VM runs here again; only the
+ * operator can know that the destination's copy will never run.
+ */
+int mig_source_abandon(struct mig_source *m, bool resume_source, struct err *err);
 /* Join the thread and free (after a final state). */
 void mig_source_free(struct mig_source *m);
 

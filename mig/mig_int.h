@@ -29,7 +29,8 @@ enum mig_ctl_type {
 	MIG_CTL_PC_REQ = MIG_REC_RP_FIRST + 6,	/* dst: send this page now (post-copy) */
 	MIG_CTL_PC_DONE = MIG_REC_RP_FIRST + 7,	/* dst: every page placed; its stats */
 	MIG_CTL_PC_RESUME = MIG_REC_RP_FIRST + 8, /* src: recovery of a post-copy */
-	MIG_CTL_LAST = MIG_CTL_PC_RESUME,
+	MIG_CTL_PC_BITMAP = MIG_REC_RP_FIRST + 9, /* dst: pages it still lacks (recovery) */
+	MIG_CTL_LAST = MIG_CTL_PC_BITMAP,
 };
 
 #define MIG_CTL_MSG_MAX 1024

@@ -57,6 +57,11 @@ struct mig_source {
 	atomic_bool pc_request;		/* switch at the end of this pass */
 	bool pc_phase;			/* destination runs, we push pages */
 	struct pc_source pc;
+	/* post-copy recovery */
+	uint64_t pcid;			/* the destination's id (READY) */
+	pthread_cond_t recover_cond;	/* with lock: wakes a paused thread */
+	int recover_fd;			/* a recovered connection, for the thread */
+	bool abandon, abandon_resume;	/* operator gave the destination up */
 };
 
 void mig_params_init(struct mig_params *p)
@@ -427,6 +432,8 @@ static int handover(struct mig_source *m, struct err *err)
 		return err_set(err, -EPROTO, "destination: %s", msg);
 	if (type != MIG_CTL_READY)
 		return err_set(err, -EPROTO, "expected READY, got %s", mig_ctl_name(type));
+	if (pc_id_parse(msg, &m->pcid))
+		m->pcid = 0;		/* post-copy without recovery */
 	uint64_t t_ready = time_now_ns();
 
 	fault_point("src-after-ready");
@@ -479,7 +486,53 @@ static void pc_progress(void *opaque)
 	m->st.postcopy_faults = m->pc.report.faults;
 	m->st.postcopy_fault_avg_us = m->pc.report.lat_avg_us;
 	m->st.postcopy_fault_max_us = m->pc.report.lat_max_us;
+	m->st.postcopy_fault_p50_us = m->pc.report.lat_p50_us;
 	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * The connection broke in post-copy: keep the frozen copy, wait until
+ * mig_source_recover() hands us a new connection (it already read the
+ * destination's bitmap of missing pages into rs) or the operator gives
+ * the destination up. Then restart the stream on it.
+ */
+static int pc_pause(struct mig_source *m, struct err *err)
+{
+	struct mig_header h;
+	int fd;
+
+	log_warn("mig", "post-copy paused: %s; the VM stays paused here until "
+		 "`tern migrate-recover` (or migrate-abandon)", err->msg);
+	pthread_mutex_lock(&m->lock);
+	close(m->fd);
+	m->fd = -1;
+	m->st.state = MIG_STATE_POSTCOPY_PAUSED;
+	str_copy(m->st.error, sizeof(m->st.error), err->msg);
+	while (m->recover_fd < 0 && !m->abandon)
+		pthread_cond_wait(&m->recover_cond, &m->lock);
+	fd = m->recover_fd;
+	m->recover_fd = -1;
+	if (!m->abandon) {
+		m->fd = fd;
+		m->st.error[0] = '\0';
+		m->st.postcopy_recoveries++;
+		m->st.state = MIG_STATE_POSTCOPY_ACTIVE;
+	}
+	pthread_mutex_unlock(&m->lock);
+	err_clear(err);
+	if (m->abandon)
+		return err_set(err, -ECANCELED, "post-copy abandoned by the operator");
+	log_info("mig", "source: postcopy-active (recovered)");
+	mig_stream_fini(&m->out);
+	if (mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE))
+		return err_set(err, -ENOMEM, "out of memory");
+	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
+	mig_header_init(&h, VM_PAGE_SIZE);
+	h.features |= MIG_FEAT_POSTCOPY;
+	mig_stream_put_header(&m->out, &h);
+	mig_stream_put_ram_blocks(&m->out, m->rs.blocks, m->rs.nblocks);
+	pc_source_resume(&m->pc, fd);
+	return mig_stream_flush(&m->out) ? mig_stream_get_err(&m->out, err) : 0;
 }
 
 /*
@@ -519,6 +572,11 @@ static int postcopy(struct mig_source *m, struct err *err)
 	m->pc.progress = pc_progress;
 	m->pc.opaque = m;
 	ret = pc_source_run(&m->pc, err);
+	while (ret && m->pcid && !m->pc.dest_error && !m->abandon) {
+		ret = pc_pause(m, err);
+		if (!ret)
+			ret = pc_source_run(&m->pc, err);
+	}
 	pc_progress(m);
 	return ret;
 }
@@ -580,6 +638,13 @@ static enum mig_state source_finish(struct mig_source *m, int ret, struct err *e
 		m->st.progress_pct = 100;
 		m->st.throttle_pct = 0;
 		pthread_mutex_unlock(&m->lock);
+	} else if (m->pc_phase && m->abandon_resume) {
+		st = MIG_STATE_POSTCOPY_FAILED;
+		vm_dirty_log_stop(m->vm);
+		vm_take_back(m->vm);
+		vm_resume(m->vm, NULL);
+		log_warn("mig", "post-copy abandoned: the operator resumed the VM here "
+			 "(the destination's copy must be dead)");
 	} else if (m->pc_phase) {
 		st = MIG_STATE_POSTCOPY_FAILED;
 		log_err("mig", "post-copy failed (%s): the destination cannot run without us and "
@@ -671,6 +736,8 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 	if (p->keepalive_count)
 		m->ka.count = p->keepalive_count;
 	m->fd = -1;
+	m->recover_fd = -1;
+	pthread_cond_init(&m->recover_cond, NULL);
 	m->done = done;
 	m->opaque = opaque;
 	str_copy(m->uri, sizeof(m->uri), uri);
@@ -739,6 +806,63 @@ void mig_source_free(struct mig_source *m)
 		return;
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
+	pthread_cond_destroy(&m->recover_cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
+}
+
+int mig_source_recover(struct mig_source *m, const char *uri, struct err *err)
+{
+	int fd, ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->st.state != MIG_STATE_POSTCOPY_PAUSED)
+		ret = err_set(err, -EINVAL, "migration is %s, not postcopy-paused",
+			      mig_state_name(m->st.state));
+	else
+		m->st.state = MIG_STATE_POSTCOPY_RECOVER;	/* the thread waits */
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return ret;
+	log_info("mig", "source: postcopy-recover to %s", uri && *uri ? uri : m->uri);
+	fd = mig_tcp_connect(uri && *uri ? uri : m->uri, err);
+	if (fd >= 0) {
+		mig_keepalive_tune(fd, &m->ka);
+		fd = mig_secure_connect(fd, &m->p, uri && *uri ? uri : m->uri, err);
+	}
+	if (fd >= 0)
+		mig_keepalive_tune(fd, &m->ka);
+	ret = fd < 0 ? fd : pc_source_recover_handshake(fd, m->pcid, &m->rs, err);
+	if (ret && err)
+		err_prefix(err, "recovery failed (the VM stays paused here)");
+	pthread_mutex_lock(&m->lock);
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		m->st.state = MIG_STATE_POSTCOPY_PAUSED;
+		if (err)
+			str_copy(m->st.error, sizeof(m->st.error), err->msg);
+	} else {
+		m->recover_fd = fd;
+		pthread_cond_broadcast(&m->recover_cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int mig_source_abandon(struct mig_source *m, bool resume_source, struct err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->st.state != MIG_STATE_POSTCOPY_PAUSED)
+		ret = err_set(err, -EINVAL, "migration is %s, not postcopy-paused",
+			      mig_state_name(m->st.state));
+	else {
+		m->abandon = true;
+		m->abandon_resume = resume_source;
+		pthread_cond_broadcast(&m->recover_cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }

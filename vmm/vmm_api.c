@@ -94,6 +94,8 @@ static void fill_migration(struct api_migration_info *out)
 	out->postcopy_faults = st.postcopy_faults;
 	out->postcopy_fault_avg_us = st.postcopy_fault_avg_us;
 	out->postcopy_fault_max_us = st.postcopy_fault_max_us;
+	out->postcopy_recoveries = st.postcopy_recoveries;
+	out->postcopy_fault_p50_us = st.postcopy_fault_p50_us;
 }
 
 /* "tls": on (needs --tls-*), off, or "" (on when --tls-* was given). */
@@ -242,6 +244,12 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 	else if (req->action == API_ACTION_MIGRATE_POSTCOPY)
 		ret = ctl.mig ? mig_source_postcopy(ctl.mig, err) :
 		      err_set(err, -ENOENT, "no migration to switch to post-copy");
+	else if (req->action == API_ACTION_MIGRATE_RECOVER)
+		ret = ctl.mig ? mig_source_recover(ctl.mig, req->migrate.uri, err) :
+		      err_set(err, -ENOENT, "no migration to recover");
+	else if (req->action == API_ACTION_MIGRATE_ABANDON)
+		ret = ctl.mig ? mig_source_abandon(ctl.mig, req->migrate.resume_source, err) :
+		      err_set(err, -ENOENT, "no migration to abandon");
 	if (!ret)
 		fill_migration(&reply->migration);
 	if (!ret && ctl.completed_ns && !ctl.final_seen_ns)
@@ -279,6 +287,8 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	case API_ACTION_MIGRATE_STATUS:
 	case API_ACTION_MIGRATE_CANCEL:
 	case API_ACTION_MIGRATE_POSTCOPY:
+	case API_ACTION_MIGRATE_RECOVER:
+	case API_ACTION_MIGRATE_ABANDON:
 		return migration_action(vm, req, reply, err);
 	default:
 		return err_set(err, -EINVAL, "unsupported action");
@@ -310,6 +320,7 @@ void vmm_api_quiesce(void)
 	pthread_mutex_lock(&ctl.lock);
 	if (ctl.mig) {
 		mig_source_cancel(ctl.mig, NULL);	/* refused after GO: then wait */
+		mig_source_abandon(ctl.mig, false, NULL); /* post-copy paused: give up */
 		mig_source_free(ctl.mig);
 		ctl.mig = NULL;
 	}
