@@ -26,6 +26,8 @@ enum api_action {
 	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
 	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
 	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
+	API_ACTION_MIGRATE_RECOVER,	/* POST /vm/migration/recover */
+	API_ACTION_MIGRATE_ABANDON,	/* POST /vm/migration/abandon */
 };
 
 /* POST /vm/migrate {"uri": ..., "downtime_ms": ..., "bandwidth_mibs": ...} */
@@ -42,8 +44,14 @@ struct api_migrate_params {
 	char timeout_action[10];	/* "abort" (default), "force", "postcopy" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	uint64_t keepalive_interval_s;	/* 0: default (5) */
+	uint64_t keepalive_count;	/* 0: default (5) */
 	bool postcopy;			/* allow a switch to post-copy */
 	bool auto_postcopy;		/* switch when passes stop converging */
+	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "": the host in the URI */
+	bool resume_source;		/* abandon: run the VM here again */
 };
 
 /*
@@ -105,6 +113,8 @@ struct api_migration_info {
 	char error[256];
 	uint64_t postcopy_requests, postcopy_bg_pages, postcopy_pages_left;
 	uint64_t postcopy_faults, postcopy_fault_avg_us, postcopy_fault_max_us;
+	uint64_t postcopy_recoveries;	/* times a broken post-copy was recovered */
+	uint64_t postcopy_fault_p50_us;	/* median fault latency (destination's) */
 };
 
 struct api_reply {

@@ -40,6 +40,7 @@ extern const struct cli_cmd cli_migrate_cmds[];
 extern const struct cli_cmd cli_ternd_cmds[];	/* vm, host, events */
 int cli_cmd_host(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_events(struct cli_ctx *ctx, int argc, char **argv);
+extern const struct cli_cmd cli_pki_cmds[];
 
 /* "tern: <message>" on stderr. Returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

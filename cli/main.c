@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pki.h"
 #include "util.h"
 
 #ifndef TERN_VERSION
@@ -22,6 +23,7 @@ static const struct cli_cmd *const cli_groups[] = {
 	cli_vmm_cmds,
 	cli_migrate_cmds,
 	cli_ternd_cmds,
+	cli_pki_cmds,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -76,7 +78,17 @@ static void cli_help(FILE *f)
 	      "  --postcopy                  allow a switch to post-copy (tern migrate-postcopy)\n"
 	      "  --auto-postcopy             switch to post-copy when passes stop converging\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
-	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
+	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"
+	      "  --keepalive-count N         probes unanswered before the peer is gone (default 5)\n"
+	      "  --tls on|off                TLS 1.3, both sides authenticated (default: on when\n"
+	      "                              tern-vmm has --tls-*)\n"
+	      "  --tls-hostname NAME         name the destination's certificate must carry\n"
+	      "                              (default: the host in the URI)\n", f);
+	fputs("\npki options (DIR defaults to " PKI_DEFAULT_DIR "):\n"
+	      "  pki init  [--dir DIR] [--cn NAME] [--days N] [--force]       make the cluster CA\n"
+	      "  pki issue NAME [--ip A]... [--dns N]... [--dir DIR] [--days N] [--force]\n"
+	      "                              make NAME.pem + NAME-key.pem, signed by the CA\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --host URL|SOCKET  the ternd to talk to: http://HOST:PORT, HOST:PORT or its\n"
