@@ -26,6 +26,8 @@ enum api_action {
 	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
 	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
 	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
+	API_ACTION_MIGRATE_RECOVER,	/* POST /vm/migration/recover */
+	API_ACTION_MIGRATE_ABANDON,	/* POST /vm/migration/abandon */
 };
 
 /* `channels` absent from the request: the engine's default applies. */
@@ -49,8 +51,14 @@ struct api_migrate_params {
 					 * API_CHANNELS_DEFAULT when absent */
 	char compress[8];		/* "none" (default), "zstd", "lz4" */
 	uint64_t compress_level;	/* zstd level 1..19; 0: default (1) */
+	uint64_t keepalive_interval_s;	/* 0: default (5) */
+	uint64_t keepalive_count;	/* 0: default (5) */
 	bool postcopy;			/* allow a switch to post-copy */
 	bool auto_postcopy;		/* switch when passes stop converging */
+	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "": the host in the URI */
+	bool resume_source;		/* abandon: run the VM here again */
 };
 
 /*
@@ -114,6 +122,8 @@ struct api_migration_info {
 	uint64_t pages_compressed;	/* pages sent in compressed batches */
 	uint64_t postcopy_requests, postcopy_bg_pages, postcopy_pages_left;
 	uint64_t postcopy_faults, postcopy_fault_avg_us, postcopy_fault_max_us;
+	uint64_t postcopy_recoveries;	/* times a broken post-copy was recovered */
+	uint64_t postcopy_fault_p50_us;	/* median fault latency (destination's) */
 };
 
 struct api_reply {

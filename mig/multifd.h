@@ -34,8 +34,14 @@ struct mfd_send *mfd_send_new(unsigned n, uint32_t method, int level,
 			      struct err *err);
 /* MULTIFD_CHANNELS on the main stream (after RAM_BLOCKS). */
 int mfd_send_announce(struct mfd_send *s, struct mig_stream *out);
-/* Connect every channel to uri, say HELLO, start the sender threads. */
-int mfd_send_connect(struct mfd_send *s, const char *uri, struct err *err);
+/*
+ * Connect every channel to uri (keepalive, then TLS when p->tls, exactly
+ * like the main connection), say HELLO, start the sender threads.
+ */
+struct mig_params;
+struct mig_keepalive;
+int mfd_send_connect(struct mfd_send *s, const char *uri, const struct mig_params *p,
+		     const struct mig_keepalive *ka, struct err *err);
 /* Queue one batch (n pages of block); blocks while every channel is busy. */
 int mfd_send_batch(struct mfd_send *s, uint32_t block, const uint64_t *offsets,
 		   const void *const *pages, size_t n, struct err *err);

@@ -171,6 +171,10 @@ static int hello(struct mfd_recv *r, struct mig_stream *in, struct mig_mfd_hello
 	return 0;
 }
 
+/*
+ * TLS (when this destination has it) and keepalive exactly as on the main
+ * connection, then HELLO. On error the fd is closed.
+ */
 static int take_conn(struct mfd_recv *r, int fd, struct err *err)
 {
 	struct mig_mfd_hello h;
@@ -179,19 +183,26 @@ static int take_conn(struct mfd_recv *r, int fd, struct err *err)
 	int ret;
 
 	mig_sock_tune(fd);
+	fd = mig_secure_accept(fd, err);
+	if (fd < 0)
+		return fd;
+	mig_keepalive_tune(fd, mig_keepalive_dest());
 	ret = mig_stream_init_fd_reader(&in, fd, CHAN_BUFSIZE);
-	if (ret)
+	if (ret) {
+		close(fd);
 		return err_set(err, ret, "out of memory");
+	}
 	mig_stream_set_timeout(&in, HELLO_MS);
 	ret = hello(r, &in, &h, err);
 	if (ret) {
 		mig_stream_fini(&in);
+		close(fd);
 		return ret;
 	}
 	ch = &r->ch[h.index];
 	ch->fd = fd;
 	ch->in = in;
-	mig_stream_set_timeout(&ch->in, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&ch->in, mig_keepalive_stream_timeout_ms(mig_keepalive_dest()));
 	return 0;
 }
 
@@ -214,9 +225,8 @@ static int accept_all(struct mfd_recv *r, int listen_fd, struct err *err)
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (take_conn(r, fd, &e)) {
+		if (take_conn(r, fd, &e)) {	/* closes fd */
 			log_warn("mig", "dest: refused a channel connection: %s", e.msg);
-			close(fd);
 			strangers++;
 			continue;
 		}

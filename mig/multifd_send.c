@@ -210,18 +210,24 @@ static void *chan_thread(void *arg)
 /* ---- setup ---- */
 
 static int chan_connect(struct mfd_send *s, struct mfd_chan *c, const char *uri,
+			const struct mig_params *p, const struct mig_keepalive *ka,
 			struct err *err)
 {
 	struct mig_mfd_hello h = { .index = c->idx, .n = s->n };
-	int ret;
+	int ret, fd = mig_tcp_connect(uri, err);
 
-	c->fd = mig_tcp_connect(uri, err);
-	if (c->fd < 0)
-		return c->fd;
+	if (fd >= 0) {
+		mig_keepalive_tune(fd, ka);	/* on the TCP socket, before TLS */
+		fd = mig_secure_connect(fd, p, uri, err);
+	}
+	if (fd < 0)
+		return fd;
+	mig_keepalive_tune(fd, ka);
+	c->fd = fd;
 	ret = mig_stream_init_fd_writer(&c->out, c->fd, CHAN_BUFSIZE);
 	if (ret)
 		return err_set(err, ret, "out of memory");
-	mig_stream_set_timeout(&c->out, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&c->out, mig_keepalive_stream_timeout_ms(ka));
 	memcpy(h.id, s->id, sizeof(h.id));
 	mig_stream_put_mfd_hello(&c->out, &h);
 	if (mig_stream_flush(&c->out))
@@ -233,10 +239,11 @@ static int chan_connect(struct mfd_send *s, struct mfd_chan *c, const char *uri,
 	return 0;
 }
 
-int mfd_send_connect(struct mfd_send *s, const char *uri, struct err *err)
+int mfd_send_connect(struct mfd_send *s, const char *uri, const struct mig_params *p,
+		     const struct mig_keepalive *ka, struct err *err)
 {
 	for (unsigned i = 0; i < s->n; i++) {
-		int ret = chan_connect(s, &s->ch[i], uri, err);
+		int ret = chan_connect(s, &s->ch[i], uri, p, ka, err);
 
 		if (ret) {
 			err_prefix(err, "channel %u", i);
