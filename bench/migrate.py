@@ -32,7 +32,7 @@ to bench/results/migrate-<time>.json, console logs to bench/results/logs-<time>/
 channels: tern's `channels`/`compress`, QEMU's multifd capability with
 multifd-channels/multifd-compression (its destination then starts with
 -incoming defer); 0 turns them off for both. Without --channels each tool
-runs with its own default (tern: 4 channels, QEMU: no multifd). The tool
+runs with its own default (tern: 2 channels, QEMU: no multifd). The tool
 column then reads e.g. tern/c2-lz4.
 
 --tls adds tern-tls and qemu-tls runs: the same migration over TLS 1.3 with
@@ -433,7 +433,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--channels", type=int, default=None,
                     help="parallel page channels (tern `channels`, QEMU multifd); 0 = off; "
-                    "default: each tool's own default (tern 4, QEMU off)")
+                    "default: each tool's own default (tern 2, QEMU off)")
     ap.add_argument("--compress", default="none", choices=["none", "zstd", "lz4"],
                     help="per-batch compression with --channels")
     ap.add_argument("--tls", action="store_true",

@@ -79,7 +79,7 @@ static void cli_help(FILE *f)
 	      "  --auto-postcopy             switch to post-copy when passes stop converging\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
 	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
-	      "  --channels N                parallel page channels, 0-16 (default 4; 0: main stream)\n"
+	      "  --channels N                parallel page channels, 0-16 (default 2; 0: main stream)\n"
 	      "  --compress none|zstd|lz4    per-batch compression on the channels (default none)\n"
 	      "  --compress-level N          zstd level 1-19 (default 1)\n"
 	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"

@@ -23,7 +23,7 @@ struct vm_config;
 struct tls_ctx;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
-#define MIG_DEFAULT_CHANNELS	4	/* docs/benchmarks.md: fastest here */
+#define MIG_DEFAULT_CHANNELS	2	/* docs/benchmarks.md, "Defaults chosen" */
 #define MIG_KEEPALIVE_INTERVAL_S	5	/* s between keepalive probes */
 #define MIG_KEEPALIVE_COUNT		5	/* probes unanswered: peer gone */
 #define MIG_KEEPALIVE_INTERVAL_MAX	3600
@@ -64,7 +64,7 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
-	uint32_t channels;		/* extra page channels (multifd); default 4; 0 = main stream */
+	uint32_t channels;		/* extra page channels (multifd); default 2; 0 = main stream */
 	uint32_t compress;		/* enum mig_compress, with channels only */
 	int32_t compress_level;		/* zstd level; 0 = default (1) */
 	uint32_t keepalive_interval_s;	/* default 5; a peer silent for */
