@@ -481,6 +481,14 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	}
 	mig_stream_set_timeout(&in, mig_keepalive_stream_timeout_ms(mig_keepalive_dest()));
 	ret = dest_load(&in, &d, err);
+	if (ret && d.mfd) {		/* a channel broke first: say so */
+		struct err ce = { 0 };
+
+		if (mfd_recv_error(d.mfd, &ce)) {
+			err_clear(err);
+			err_set(err, ce.code, "%s", ce.msg);
+		}
+	}
 	mfd_recv_free(d.mfd);		/* every page is in: stop the channels */
 	d.mfd = NULL;
 	mig_prefault_stop(d.prefault);

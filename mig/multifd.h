@@ -63,6 +63,8 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 			       uint32_t page_size, struct err *err);
 /* Wait until every channel has applied everything up to SYNC seq. */
 int mfd_recv_sync(struct mfd_recv *r, uint64_t seq, struct err *err);
+/* A channel's failure, if one failed: its code, and its message into err. */
+int mfd_recv_error(struct mfd_recv *r, struct err *err);
 void mfd_recv_free(struct mfd_recv *r);
 
 /*

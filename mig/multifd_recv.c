@@ -333,6 +333,19 @@ int mfd_recv_sync(struct mfd_recv *r, uint64_t seq, struct err *err)
 	return ret;
 }
 
+int mfd_recv_error(struct mfd_recv *r, struct err *err)
+{
+	int ret = 0;
+
+	if (!r)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	if (r->failed.code)
+		ret = err_set(err, r->failed.code, "%s", r->failed.msg);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 void mfd_recv_free(struct mfd_recv *r)
 {
 	if (!r)
