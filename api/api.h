@@ -25,6 +25,8 @@ enum api_action {
 	API_ACTION_MIGRATE,		/* POST /vm/migrate */
 	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
 	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
+	API_ACTION_DIRTY_RATE,		/* POST /vm/dirty-rate */
+	API_ACTION_DIRTY_RATE_STATUS,	/* GET  /vm/dirty-rate */
 };
 
 /* POST /vm/migrate {"uri": ..., "downtime_ms": ..., "bandwidth_mibs": ...} */
@@ -41,6 +43,16 @@ struct api_migrate_params {
 	char timeout_action[8];		/* "abort" (default) or "force" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
+	uint64_t downtime_max_ms;	/* relax the limit up to this on stalls; 0: never */
+	uint64_t downtime_steps;	/* 0: default (4) */
+	uint64_t probe_ms;		/* auto: dirty-rate probe first; 0: default (400) */
+	bool no_probe;			/* auto: skip the probe */
+};
+
+/* POST /vm/dirty-rate {"seconds": N} */
+struct api_dirty_rate_params {
+	uint64_t seconds;		/* 0: default (1) */
 };
 
 /*
@@ -50,6 +62,7 @@ struct api_migrate_params {
 struct api_request {
 	enum api_action action;
 	struct api_migrate_params migrate;	/* API_ACTION_MIGRATE */
+	struct api_dirty_rate_params dirty_rate;	/* API_ACTION_DIRTY_RATE */
 };
 
 /* Request bodies larger than this are refused with 413 before parsing. */
@@ -100,11 +113,29 @@ struct api_migration_info {
 	uint64_t xbzrle_bytes_saved;
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	char plan[16];			/* the planner's strategy in use ("" if none) */
+	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
+	uint64_t initial_predicted_total_ms, initial_predicted_downtime_ms;
+	uint64_t dirty_rate_smoothed_bps;
+	uint64_t working_set_bytes;	/* estimate */
+	uint64_t downtime_limit_initial_ms;	/* before relaxing */
+};
+
+/* GET/POST /vm/dirty-rate */
+struct api_dirty_rate_info {
+	char state[16];			/* none, measuring, done, failed */
+	uint64_t dirty_rate_bps;	/* mean over the windows */
+	uint64_t peak_dirty_rate_bps;
+	uint64_t working_set_bytes;	/* distinct pages dirtied in all */
+	uint64_t duration_ms, window_ms;
+	uint32_t windows;
+	char error[256];
 };
 
 struct api_reply {
 	struct api_vm_info info;	/* filled for GET_INFO */
 	struct api_migration_info migration;	/* MIGRATE* actions */
+	struct api_dirty_rate_info dirty_rate;	/* DIRTY_RATE* actions */
 };
 
 /*

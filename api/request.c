@@ -39,6 +39,21 @@ static const struct api_field api_migrate_fields[] = {
 	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
 	{ "xbzrle_cache_mib", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
+	{ "strategy", API_FIELD_STRING, offsetof(struct api_request, migrate.strategy),
+	  sizeof(((struct api_migrate_params *)0)->strategy), 0, 0, false },
+	{ "downtime_max_ms", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.downtime_max_ms), 0, 1, 600000, false },
+	{ "downtime_steps", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.downtime_steps), 0, 1, 100, false },
+	{ "probe_ms", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.probe_ms), 0, 1, 60000, false },
+	{ "no_probe", API_FIELD_BOOL, offsetof(struct api_request, migrate.no_probe), 0, 0, 0, false },
+	API_FIELD_END,
+};
+
+static const struct api_field api_dirty_rate_fields[] = {
+	{ "seconds", API_FIELD_UINT,
+	  offsetof(struct api_request, dirty_rate.seconds), 0, 1, 60, false },
 	API_FIELD_END,
 };
 
@@ -52,6 +67,9 @@ static const struct api_route api_routes[] = {
 	{ "GET",  "/vm/migration", API_ACTION_MIGRATE_STATUS, API_BODY_NONE, NULL },
 	{ "POST", "/vm/migration/cancel", API_ACTION_MIGRATE_CANCEL,
 	  API_BODY_OPTIONAL, NULL },
+	{ "POST", "/vm/dirty-rate", API_ACTION_DIRTY_RATE, API_BODY_OPTIONAL,
+	  api_dirty_rate_fields },
+	{ "GET",  "/vm/dirty-rate", API_ACTION_DIRTY_RATE_STATUS, API_BODY_NONE, NULL },
 };
 
 const char *api_vm_state_name(enum api_vm_state s)
@@ -75,6 +93,8 @@ const char *api_action_name(enum api_action a)
 	case API_ACTION_MIGRATE:	return "migrate";
 	case API_ACTION_MIGRATE_STATUS:	return "migrate-status";
 	case API_ACTION_MIGRATE_CANCEL:	return "migrate-cancel";
+	case API_ACTION_DIRTY_RATE:	return "dirty-rate";
+	case API_ACTION_DIRTY_RATE_STATUS: return "dirty-rate-status";
 	case API_ACTION_INVALID:	break;
 	}
 	return "invalid";
@@ -102,10 +122,15 @@ static const char *api_quote(const char *s, char *buf, size_t len)
 
 const char *api_allowed_methods(const char *path)
 {
+	const char *m = NULL;
+
 	for (size_t i = 0; i < ARRAY_SIZE(api_routes); i++)
-		if (!strcmp(api_routes[i].path, path))
-			return api_routes[i].method;
-	return NULL;
+		if (!strcmp(api_routes[i].path, path)) {
+			if (m)
+				return "GET, POST";	/* the only pair we have */
+			m = api_routes[i].method;
+		}
+	return m;
 }
 
 static int api_parse_uint(const json_t *v, const struct api_field *f,

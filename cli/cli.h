@@ -34,6 +34,7 @@ struct cli_cmd {
 /* Command groups, one file each. */
 extern const struct cli_cmd cli_vmm_cmds[];
 extern const struct cli_cmd cli_migrate_cmds[];
+extern const struct cli_cmd cli_dirtyrate_cmds[];
 
 /* "tern: <message>" on stderr. Returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

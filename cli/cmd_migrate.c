@@ -61,6 +61,23 @@ static void print_progress(const json_t *o, bool tty)
 	fflush(stdout);
 }
 
+/* The planner's prediction (first and last) next to what happened. */
+static void print_prediction(const json_t *o)
+{
+	if (!*jstr(o, "plan"))
+		return;
+	printf("  plan:        %s; predicted at the start %.1f s, downtime %" PRIu64
+	       " ms; at the end %.1f s, downtime %" PRIu64 " ms\n", jstr(o, "plan"),
+	       jget(o, "initial_predicted_total_ms") / 1000.0,
+	       jget(o, "initial_predicted_downtime_ms"),
+	       jget(o, "predicted_total_ms") / 1000.0, jget(o, "predicted_downtime_ms"));
+	printf("  actual:      %.1f s, downtime %" PRIu64 " ms\n",
+	       jget(o, "elapsed_ms") / 1000.0, jget(o, "downtime_ms"));
+	if (jget(o, "downtime_limit_ms") != jget(o, "downtime_limit_initial_ms"))
+		printf("  downtime limit relaxed: %" PRIu64 " ms -> %" PRIu64 " ms\n",
+		       jget(o, "downtime_limit_initial_ms"), jget(o, "downtime_limit_ms"));
+}
+
 static void print_summary(const json_t *o)
 {
 	char tr[32], ram[32];
@@ -89,6 +106,7 @@ static void print_summary(const json_t *o)
 	printf("  passes:      %" PRIu64 "\n", jget(o, "pass"));
 	if (*jstr(o, "strategy"))
 		printf("  strategy:    %s\n", jstr(o, "strategy"));
+	print_prediction(o);
 }
 
 /* Poll until a final state; returns the exit status. */
@@ -139,15 +157,29 @@ static const struct {
 	{ "--completion-timeout", "completion_timeout_per_gib", 1, 1000000 },
 	{ "--progress-timeout", "progress_timeout_s", 1, 1000000 },
 	{ "--xbzrle-cache", "xbzrle_cache_mib", 1, 65536 },
+	{ "--downtime-max-ms", "downtime_max_ms", 1, 600000 },
+	{ "--downtime-steps", "downtime_steps", 1, 100 },
+	{ "--probe-ms", "probe_ms", 1, 60000 },
 };
 
 /* Word options: value checked by the server too. */
 static const struct {
-	const char *opt, *field, *choices[4];
+	const char *opt, *field, *choices[6];
 } word_opts[] = {
 	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
 	{ "--timeout-action", "timeout_action", { "abort", "force", NULL } },
+	{ "--strategy", "strategy", { "auto", "precopy", "xbzrle", "auto-converge", "postcopy", NULL } },
 };
+
+static int choice_error(const char *opt, const char *const *choices)
+{
+	char list[128] = "";
+
+	for (size_t c = 0; choices[c]; c++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 c ? ", " : "", choices[c]);
+	return cli_usage_error("migrate: %s needs one of: %s", opt, list);
+}
 
 static int migrate_option(json_t *body, int argc, char **argv, int *i)
 {
@@ -173,12 +205,7 @@ static int migrate_option(json_t *body, int argc, char **argv, int *i)
 		for (size_t c = 0; v && word_opts[k].choices[c]; c++)
 			ok |= !strcmp(v, word_opts[k].choices[c]);
 		if (!ok)
-			return cli_usage_error("migrate: %s needs one of: %s%s%s%s%s",
-					       word_opts[k].opt, word_opts[k].choices[0],
-					       word_opts[k].choices[1] ? ", " : "",
-					       word_opts[k].choices[1] ? word_opts[k].choices[1] : "",
-					       word_opts[k].choices[2] ? ", " : "",
-					       word_opts[k].choices[2] ? word_opts[k].choices[2] : "");
+			return choice_error(word_opts[k].opt, word_opts[k].choices);
 		json_object_set_new(body, word_opts[k].field, json_string(v));
 		++*i;
 		return 0;
@@ -205,6 +232,8 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			wait = true;
 		else if (!strcmp(argv[i], "--xbzrle"))
 			json_object_set_new(body, "xbzrle", json_true());
+		else if (!strcmp(argv[i], "--no-probe"))
+			json_object_set_new(body, "no_probe", json_true());
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
 			status = r ? r : status;
 		else if (argv[i][0] != '-' && !uri)

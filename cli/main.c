@@ -21,6 +21,7 @@
 static const struct cli_cmd *const cli_groups[] = {
 	cli_vmm_cmds,
 	cli_migrate_cmds,
+	cli_dirtyrate_cmds,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -72,7 +73,13 @@ static void cli_help(FILE *f)
 	      "  --progress-timeout S        seconds without progress (default 150)\n"
 	      "  --timeout-action abort|force  on a timeout: give up, or pause and finish (default abort)\n"
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
-	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n", f);
+	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
+	      "  --strategy S                auto|precopy|xbzrle|auto-converge|postcopy (default auto:\n"
+	      "                              the planner picks; postcopy not in this build)\n"
+	      "  --downtime-max-ms N         on stalls relax the downtime limit up to N (default: never)\n"
+	      "  --downtime-steps N          ... in N steps (default 4)\n"
+	      "  --probe-ms N                auto: measure the dirty rate N ms first (default 400)\n"
+	      "  --no-probe                  auto: no dirty-rate probe\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"

@@ -186,6 +186,7 @@ struct tg_params {
 	bool selftest_fault;	/* execute ud2 after TG BOOT */
 	enum tg_exit_mode exit_mode;	/* how a tg.duration run ends */
 	bool echo;		/* report console input as TG KEY lines */
+	u64 sparse;		/* bytes rewritten per page per rewrite; 0 = whole page */
 };
 
 void tg_params_parse(struct tg_params *p, const char *cmdline);

@@ -13,7 +13,9 @@
 #ifndef MIG_MIG_H
 #define MIG_MIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -50,6 +52,13 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
+	/* the planner (planner.h) and relaxing downtime (converge.c) */
+	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
+	uint32_t downtime_max_ms;	/* relax the limit up to this on stalls; <= downtime_ms: never */
+	uint32_t downtime_steps;	/* in this many steps; default 4 */
+	uint32_t probe_ms;		/* auto: measure the dirty rate this long first; default 400 */
+	uint64_t dirty_rate_hint;	/* bytes/s measured before (0: unknown) */
+	uint64_t wss_hint;		/* working set measured before (0: unknown) */
 };
 
 void mig_params_init(struct mig_params *p);
@@ -93,6 +102,13 @@ struct mig_stats {
 	uint32_t progress_pct;		/* 0..100, never goes back */
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	/* the planner's prediction for the strategy in use, at the start and now */
+	char plan[16];			/* strategy chosen: precopy, xbzrle, ... */
+	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
+	uint64_t initial_predicted_total_ms, initial_predicted_downtime_ms;
+	uint64_t dirty_rate_smoothed;	/* bytes/s, unthrottled estimate */
+	uint64_t wss_estimate;		/* working set estimate, bytes */
+	uint32_t downtime_limit_initial_ms;	/* before relaxing */
 };
 
 struct mig_source;
@@ -121,6 +137,39 @@ int mig_dest_listen(const char *uri, struct err *err);
  */
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err);
+
+/*
+ * Dirty-rate measurement of a running VM without migrating (dirtyrate.c):
+ * dirty logging on for total_ms, cut into windows of window_ms; off again
+ * at the end. Not while a migration runs (the caller checks).
+ */
+struct mig_dirty_rate {
+	uint64_t rate;			/* bytes/s, mean over the windows */
+	uint64_t peak_rate;		/* bytes/s, busiest window */
+	uint64_t wss_bytes;		/* distinct pages dirtied over all windows */
+	uint64_t duration_ms;
+	uint64_t window_ms;
+	uint32_t windows;
+};
+
+enum mig_dirty_state {
+	MIG_DIRTY_NONE = 0,
+	MIG_DIRTY_MEASURING,
+	MIG_DIRTY_DONE,
+	MIG_DIRTY_FAILED,
+};
+
+int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
+			   atomic_bool *cancel, struct mig_dirty_rate *out, struct err *err);
+
+struct mig_dirty_job;
+
+struct mig_dirty_job *mig_dirty_job_start(struct vm *vm, uint64_t total_ms,
+					  uint64_t window_ms, struct err *err);
+enum mig_dirty_state mig_dirty_job_get(struct mig_dirty_job *j, struct mig_dirty_rate *r,
+				       char *error, size_t errlen);
+/* Cancel if still measuring, join, free. */
+void mig_dirty_job_free(struct mig_dirty_job *j);
 
 /* Transport (channel.c). */
 int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,

@@ -65,6 +65,9 @@ void mig_params_init(struct mig_params *p)
 	p->progress_timeout_s = 150;
 	p->timeout_action = MIG_TA_ABORT;
 	p->xbzrle_cache_bytes = 64ULL << 20;	/* QEMU's xbzrle-cache-size */
+	str_copy(p->strategy, sizeof(p->strategy), "auto");
+	p->downtime_steps = 4;
+	p->probe_ms = 400;
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -132,6 +135,97 @@ static int on_progress(void *opaque, struct err *err)
 	return peer_error(m, err);
 }
 
+/* Delta size of pages re-sent through XBZRLE, % of a page (0: none yet). */
+static uint32_t source_xbzrle_delta_pct(const struct xbzrle_stats *x)
+{
+	uint64_t pages = x->pages_encoded + x->pages_unchanged + x->overflows;
+
+	if (!pages)
+		return 0;
+	return (uint32_t)((x->bytes_encoded + x->overflows * VM_PAGE_SIZE) * 100 /
+			  (pages * VM_PAGE_SIZE)) + 1;
+}
+
+/* The planner's numbers into the status (under m->lock). */
+static void publish_plan(struct mig_source *m)
+{
+	const struct converge *c = &m->conv;
+	const struct planner_prediction *p = &c->plan.pred[c->in_use];
+
+	if (!c->planning || !c->in_use)
+		return;
+	str_copy(m->st.plan, sizeof(m->st.plan), planner_strategy_name(c->in_use));
+	m->st.predicted_total_ms = p->converges ? p->total_ms : 0;
+	m->st.predicted_downtime_ms = p->downtime_ms;
+	m->st.predicted_wire_bytes = p->wire_bytes;
+	m->st.initial_predicted_total_ms = c->first_total_ms;
+	m->st.initial_predicted_downtime_ms = c->first_downtime_ms;
+	m->st.dirty_rate_smoothed = c->rate_est;
+	m->st.wss_estimate = c->wss_est;
+	m->st.downtime_limit_ms = c->p.downtime_ms;
+	m->st.eta_ms = converge_eta_ms(c, time_now_ns());
+}
+
+/*
+ * The post-copy hook: the planner chose post-copy (only when
+ * source_postcopy_available() says it exists). The post-copy branch wires
+ * the switch-over here; until then it is unavailable.
+ */
+static bool source_postcopy_available(void)
+{
+	return false;
+}
+
+static int source_postcopy_switch(struct mig_source *m, struct err *err)
+{
+	return err_set(err, -ENOTSUP, "post-copy is not available in this build");
+}
+
+/* Strategies the planner may choose for this migration's parameters. */
+static unsigned source_plan_available(struct mig_source *m)
+{
+	enum planner_strategy s = planner_strategy_parse(m->p.strategy[0] ? m->p.strategy : "auto");
+	unsigned a;
+
+	if (s != PLAN_AUTO)
+		return PLAN_BIT(s);
+	a = PLAN_BIT(PLAN_PRECOPY);
+	if (m->p.xbzrle)		/* its gain is measured, never guessed */
+		a |= PLAN_BIT(PLAN_XBZRLE);
+	if (m->p.auto_converge != MIG_AC_OFF)
+		a |= PLAN_BIT(PLAN_AUTO_CONVERGE);
+	if (source_postcopy_available())
+		a |= PLAN_BIT(PLAN_POSTCOPY);
+	return a;
+}
+
+/*
+ * Plan before pass 1. In auto mode without a hint, a short dirty-rate
+ * probe (p.probe_ms) gives the planner the rate and working set first.
+ */
+static int source_plan_start(struct mig_source *m, struct err *err)
+{
+	struct mig_dirty_rate r = { .rate = m->p.dirty_rate_hint, .wss_bytes = m->p.wss_hint };
+	unsigned avail = source_plan_available(m);
+	int ret;
+
+	if (avail != PLAN_BIT(PLAN_PRECOPY) && avail & PLAN_BIT(PLAN_PRECOPY) &&
+	    !r.rate && m->p.probe_ms) {
+		ret = mig_dirty_rate_measure(m->vm, m->p.probe_ms, 100, &m->cancel, &r, err);
+		if (ret)
+			return ret;
+		log_info("mig", "probe: dirty rate %llu MiB/s, working set %llu MiB",
+			 (unsigned long long)(r.rate >> 20), (unsigned long long)(r.wss_bytes >> 20));
+	}
+	pthread_mutex_lock(&m->lock);
+	converge_plan_start(&m->conv, avail, r.rate, r.wss_bytes,
+			    m->p.bandwidth ? m->p.bandwidth : ASSUMED_BANDWIDTH);
+	str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
+	publish_plan(m);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 /*
  * After a sync: measure, predict, and let the policy (converge.c) decide
  * whether to stop, go on (perhaps throttled), or act on a timeout.
@@ -157,6 +251,8 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 	cp.bandwidth = bw;
 	cp.dirty_rate = pass_ns ? cp.dirty_bytes * 1000000000ULL / pass_ns : 0;
 	cp.expected_downtime_ms = cp.dirty_bytes * 1000 / bw;
+	cp.total_sent_bytes = mig_stream_offset(&m->out);
+	cp.xbzrle_delta_pct = source_xbzrle_delta_pct(&m->rs.xstats);
 	v = converge_after_pass(&m->conv, &cp);
 	m->st.dirty_rate = cp.dirty_rate;
 	m->st.remaining = cp.dirty_bytes;
@@ -169,6 +265,7 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 	m->st.throttle_pct = m->conv.throttle;
 	if (!m->forcing)
 		str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
+	publish_plan(m);
 	pthread_mutex_unlock(&m->lock);
 	return v;
 }
@@ -302,6 +399,8 @@ static int precopy(struct mig_source *m, struct err *err)
 			return 0;
 		if (v == CONVERGE_TIMEOUT)
 			return timeout_action(m, err);
+		if (m->conv.in_use == PLAN_POSTCOPY)
+			return source_postcopy_switch(m, err);
 		ret = apply_throttle(m, err);
 		if (ret)
 			return ret;
@@ -411,11 +510,16 @@ static int source_run(struct mig_source *m, struct err *err)
 		ret = ram_sender_enable_xbzrle(&m->rs, m->p.xbzrle_cache_bytes, err);
 	if (!ret)
 		ret = send_setup(m, err);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	converge_init(&m->conv, &m->p, m->vm->mem.size, m->start_ns);
+	pthread_mutex_unlock(&m->lock);
+	ret = source_plan_start(m, err);
 	if (!ret)
 		ret = vm_dirty_log_start(m->vm, err);
 	if (ret)
 		return ret;
-	converge_init(&m->conv, &m->p, m->vm->mem.size, time_now_ns());
 	set_state(m, MIG_STATE_ACTIVE);
 	ret = precopy(m, err);
 	if (!ret)
@@ -496,6 +600,26 @@ static void *source_thread(void *arg)
 	return NULL;
 }
 
+/* An explicit strategy sets the mechanisms it names. */
+static void source_apply_strategy(struct mig_params *p)
+{
+	switch (planner_strategy_parse(p->strategy[0] ? p->strategy : "auto")) {
+	case PLAN_PRECOPY:
+		p->auto_converge = MIG_AC_OFF;
+		p->xbzrle = false;
+		break;
+	case PLAN_XBZRLE:
+		p->xbzrle = true;
+		break;
+	case PLAN_AUTO_CONVERGE:
+		if (p->auto_converge == MIG_AC_OFF)
+			p->auto_converge = MIG_AC_ON;
+		break;
+	default:
+		break;
+	}
+}
+
 struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 				    const struct mig_params *p,
 				    void (*done)(void *opaque, enum mig_state st),
@@ -528,6 +652,8 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 	m->st.ram_bytes = vm->mem.size;
 	m->st.downtime_limit_ms = m->p.downtime_ms;
 	m->st.bandwidth_limit = m->p.bandwidth;
+	m->st.downtime_limit_initial_ms = m->p.downtime_ms;
+	source_apply_strategy(&m->p);
 	ret = pthread_create(&m->thread, NULL, source_thread, m);
 	if (ret) {
 		err_set(err, -ret, "cannot start the migration thread: %s", strerror(ret));
@@ -545,6 +671,8 @@ void mig_source_stats(struct mig_source *m, struct mig_stats *st)
 	*st = m->st;
 	if (!mig_state_is_final(st->state))
 		st->elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
+	if (st->state == MIG_STATE_ACTIVE && m->conv.planning)
+		st->eta_ms = converge_eta_ms(&m->conv, time_now_ns());
 	pthread_mutex_unlock(&m->lock);
 }
 
