@@ -144,8 +144,11 @@ static void replan(struct converge *c, const struct converge_pass *m)
 	planner_plan(&in, &c->plan);
 	s = c->plan.choice ? c->plan.choice : c->plan.fallback;
 	c->plan_throttle = s == PLAN_AUTO_CONVERGE ? c->plan.pred[s].throttle_pct : 0;
+	/* XBZRLE, once on, stays on; so does a throttle */
+	if (c->throttle && s != PLAN_XBZRLE)
+		s = PLAN_AUTO_CONVERGE;
 	if (s && (c->in_use != PLAN_XBZRLE || s != PLAN_PRECOPY))
-		c->in_use = s;		/* XBZRLE, once on, stays on */
+		c->in_use = s;
 	plan_eta(c, m->now_ns, elapsed);
 }
 
