@@ -147,7 +147,8 @@ def guest_rates(run, res):
     res["during_maxstall_ms"] = max([s.get("maxstall_us", 0) / 1000 for s in during] or [0])
     if res["state"] == "completed" and run.dst:
         dst = run.dst.stats()
-        res["after_rate_mibs"] = median([s.get("rate_mibs") for s in dst[2:]])
+        # skip the first second: the guest there first touches its pages
+        res["after_rate_mibs"] = median([s.get("rate_mibs") for s in dst[4:]])
     res["longest_stall_ms"] = max(res.get("guest_downtime_ms") or 0, res["during_maxstall_ms"])
 
 
@@ -163,7 +164,7 @@ def execute(run):
         run.t1 = now_ms()
         if res["state"] == "completed":
             run.dst.wait_line(r"^TG STAT ", timeout=30)
-            time.sleep(6 * migrate.REPORT_MS / 1000.0)
+            time.sleep(16 * migrate.REPORT_MS / 1000.0)
         res.update(run.guest_view(res["state"] == "completed"))
         guest_rates(run, res)
     except Exception as e:  # noqa: BLE001 - a broken run is a result too
