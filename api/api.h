@@ -25,6 +25,7 @@ enum api_action {
 	API_ACTION_MIGRATE,		/* POST /vm/migrate */
 	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
 	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
+	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
 	API_ACTION_DIRTY_RATE,		/* POST /vm/dirty-rate */
 	API_ACTION_DIRTY_RATE_STATUS,	/* GET  /vm/dirty-rate */
 };
@@ -40,9 +41,11 @@ struct api_migrate_params {
 	uint64_t throttle_max;		/* %; 0: default (99) */
 	uint64_t completion_timeout_per_gib; /* s; 0: default (150) */
 	uint64_t progress_timeout_s;	/* s; 0: default (150) */
-	char timeout_action[8];		/* "abort" (default) or "force" */
+	char timeout_action[10];	/* "abort" (default), "force", "postcopy" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	bool postcopy;			/* allow a switch to post-copy */
+	bool auto_postcopy;		/* switch when passes stop converging */
 	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
 	uint64_t downtime_max_ms;	/* relax the limit up to this on stalls; 0: never */
 	uint64_t downtime_steps;	/* 0: default (4) */
@@ -113,6 +116,8 @@ struct api_migration_info {
 	uint64_t xbzrle_bytes_saved;
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	uint64_t postcopy_requests, postcopy_bg_pages, postcopy_pages_left;
+	uint64_t postcopy_faults, postcopy_fault_avg_us, postcopy_fault_max_us;
 	char plan[16];			/* the planner's strategy in use ("" if none) */
 	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
 	uint64_t initial_predicted_total_ms, initial_predicted_downtime_ms;

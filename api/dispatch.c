@@ -142,6 +142,18 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 				    json_integer(api_json_u64(m->xbzrle_overflows)));
 		json_object_set_new(o, "xbzrle_bytes_saved",
 				    json_integer(api_json_u64(m->xbzrle_bytes_saved)));
+		json_object_set_new(o, "postcopy_requests",
+				    json_integer(api_json_u64(m->postcopy_requests)));
+		json_object_set_new(o, "postcopy_bg_pages",
+				    json_integer(api_json_u64(m->postcopy_bg_pages)));
+		json_object_set_new(o, "postcopy_pages_left",
+				    json_integer(api_json_u64(m->postcopy_pages_left)));
+		json_object_set_new(o, "postcopy_faults",
+				    json_integer(api_json_u64(m->postcopy_faults)));
+		json_object_set_new(o, "postcopy_fault_avg_us",
+				    json_integer(api_json_u64(m->postcopy_fault_avg_us)));
+		json_object_set_new(o, "postcopy_fault_max_us",
+				    json_integer(api_json_u64(m->postcopy_fault_max_us)));
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
 	}
@@ -193,7 +205,8 @@ static char *api_reply_json(const struct api_request *req,
 		o = api_info_json(&reply->info);
 	} else if (req->action == API_ACTION_MIGRATE ||
 		   req->action == API_ACTION_MIGRATE_STATUS ||
-		   req->action == API_ACTION_MIGRATE_CANCEL) {
+		   req->action == API_ACTION_MIGRATE_CANCEL ||
+		   req->action == API_ACTION_MIGRATE_POSTCOPY) {
 		o = api_migration_json(&reply->migration);
 	} else if (req->action == API_ACTION_DIRTY_RATE ||
 		   req->action == API_ACTION_DIRTY_RATE_STATUS) {

@@ -39,6 +39,9 @@ static const struct api_field api_migrate_fields[] = {
 	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
 	{ "xbzrle_cache_mib", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
+	{ "postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.postcopy), 0, 0, 0, false },
+	{ "auto_postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.auto_postcopy),
+	  0, 0, 0, false },
 	{ "strategy", API_FIELD_STRING, offsetof(struct api_request, migrate.strategy),
 	  sizeof(((struct api_migrate_params *)0)->strategy), 0, 0, false },
 	{ "downtime_max_ms", API_FIELD_UINT,
@@ -67,6 +70,8 @@ static const struct api_route api_routes[] = {
 	{ "GET",  "/vm/migration", API_ACTION_MIGRATE_STATUS, API_BODY_NONE, NULL },
 	{ "POST", "/vm/migration/cancel", API_ACTION_MIGRATE_CANCEL,
 	  API_BODY_OPTIONAL, NULL },
+	{ "POST", "/vm/migration/postcopy", API_ACTION_MIGRATE_POSTCOPY,
+	  API_BODY_OPTIONAL, NULL },
 	{ "POST", "/vm/dirty-rate", API_ACTION_DIRTY_RATE, API_BODY_OPTIONAL,
 	  api_dirty_rate_fields },
 	{ "GET",  "/vm/dirty-rate", API_ACTION_DIRTY_RATE_STATUS, API_BODY_NONE, NULL },
@@ -93,6 +98,7 @@ const char *api_action_name(enum api_action a)
 	case API_ACTION_MIGRATE:	return "migrate";
 	case API_ACTION_MIGRATE_STATUS:	return "migrate-status";
 	case API_ACTION_MIGRATE_CANCEL:	return "migrate-cancel";
+	case API_ACTION_MIGRATE_POSTCOPY: return "migrate-postcopy";
 	case API_ACTION_DIRTY_RATE:	return "dirty-rate";
 	case API_ACTION_DIRTY_RATE_STATUS: return "dirty-rate-status";
 	case API_ACTION_INVALID:	break;

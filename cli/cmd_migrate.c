@@ -37,7 +37,18 @@ static bool final_state(const char *s)
 {
 	return !strcmp(s, "completed") || !strcmp(s, "failed") ||
 	       !strcmp(s, "cancelled") || !strcmp(s, "unconfirmed") ||
+	       !strcmp(s, "postcopy-failed") || !strcmp(s, "postcopy-paused") ||
 	       !strcmp(s, "none");
+}
+
+static void print_postcopy(const json_t *o, bool tty)
+{
+	printf("%s  post-copy: %" PRIu64 " pages left, %" PRIu64 " requested, %" PRIu64
+	       " pushed, faults %" PRIu64 ", fault latency avg %" PRIu64 " us max %" PRIu64 " us%s",
+	       tty ? "\r" : "", jget(o, "postcopy_pages_left"), jget(o, "postcopy_requests"),
+	       jget(o, "postcopy_bg_pages"), jget(o, "postcopy_faults"),
+	       jget(o, "postcopy_fault_avg_us"), jget(o, "postcopy_fault_max_us"),
+	       tty ? "  " : "\n");
 }
 
 static void print_progress(const json_t *o, bool tty)
@@ -57,7 +68,9 @@ static void print_progress(const json_t *o, bool tty)
 	       fmt_bytes(jget(o, "dirty_rate_bps"), dr, sizeof(dr)),
 	       fmt_bytes(jget(o, "throughput_bps"), tp, sizeof(tp)),
 	       jget(o, "expected_downtime_ms"), eta,
-	       jget(o, "throttle_pct"), tty ? "  " : "\n");
+	       jget(o, "throttle_pct"), tty && !strstr(jstr(o, "state"), "postcopy") ? "  " : "\n");
+	if (strstr(jstr(o, "state"), "postcopy"))
+		print_postcopy(o, tty);
 	fflush(stdout);
 }
 
@@ -93,6 +106,8 @@ static void print_summary(const json_t *o)
 	if (!strcmp(st, "completed"))
 		printf("  downtime:    %" PRIu64 " ms (limit %" PRIu64 " ms)\n",
 		       jget(o, "downtime_ms"), jget(o, "downtime_limit_ms"));
+	if (jget(o, "postcopy_requests") || jget(o, "postcopy_bg_pages") || strstr(st, "postcopy"))
+		print_postcopy(o, false);
 	printf("  on the wire: %s (guest RAM %s)\n",
 	       fmt_bytes(jget(o, "transferred_bytes"), tr, sizeof(tr)),
 	       fmt_bytes(jget(o, "ram_bytes"), ram, sizeof(ram)));
@@ -167,7 +182,7 @@ static const struct {
 	const char *opt, *field, *choices[6];
 } word_opts[] = {
 	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
-	{ "--timeout-action", "timeout_action", { "abort", "force", NULL } },
+	{ "--timeout-action", "timeout_action", { "abort", "force", "postcopy", NULL } },
 	{ "--strategy", "strategy", { "auto", "precopy", "xbzrle", "auto-converge", "postcopy", NULL } },
 };
 
@@ -232,6 +247,10 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			wait = true;
 		else if (!strcmp(argv[i], "--xbzrle"))
 			json_object_set_new(body, "xbzrle", json_true());
+		else if (!strcmp(argv[i], "--postcopy"))
+			json_object_set_new(body, "postcopy", json_true());
+		else if (!strcmp(argv[i], "--auto-postcopy"))
+			json_object_set_new(body, "auto_postcopy", json_true());
 		else if (!strcmp(argv[i], "--no-probe"))
 			json_object_set_new(body, "no_probe", json_true());
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
@@ -300,6 +319,20 @@ static int cli_cmd_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
 	return status;
 }
 
+static int cli_cmd_migrate_postcopy(struct cli_ctx *ctx, int argc, char **argv)
+{
+	json_t *o;
+	int status;
+
+	if (cli_parse_common(ctx, argc, argv, &status))
+		return status;
+	status = cli_vmm_call(ctx, "POST", "/vm/migration/postcopy", NULL, &o);
+	if (status == CLI_EXIT_OK && !ctx->json)
+		printf("switch to post-copy requested (state: %s)\n", jstr(o, "state"));
+	json_decref(o);
+	return status;
+}
+
 const struct cli_cmd cli_migrate_cmds[] = {
 	{ "migrate", "URI [OPTIONS]",
 	  "live-migrate the VM to a tern-vmm --incoming URI", cli_cmd_migrate },
@@ -307,5 +340,7 @@ const struct cli_cmd cli_migrate_cmds[] = {
 	  cli_cmd_migrate_status },
 	{ "migrate-cancel", "", "cancel the migration; the VM keeps running here",
 	  cli_cmd_migrate_cancel },
+	{ "migrate-postcopy", "", "switch the migration to post-copy at the end of this pass",
+	  cli_cmd_migrate_postcopy },
 	{ NULL },
 };

@@ -145,6 +145,8 @@ static int tg_parse_word(struct tg_params *p, const struct tg_word *w)
 		return tg_parse_bool(w, &p->selftest_fault);
 	if (tg_key_is(w, "tg.echo"))
 		return tg_parse_bool(w, &p->echo);
+	if (tg_key_is(w, "tg.cpuid"))
+		return tg_parse_bool(w, &p->cpuid);
 	if (tg_key_is(w, "tg.exit"))
 		return tg_parse_exit(p, w);
 	if (tg_key_is(w, "tg.cpus")) {

@@ -58,6 +58,25 @@ static void tg_print_rate(char *buf, unsigned long size)
 		tg_snprintf(buf, size, "0");
 }
 
+/* tg.cpuid=1: each reported leaf as ring 0 saw it at boot and as ring 3 sees it. */
+static void tg_print_cpuid(void)
+{
+	static const char *const names[TG_CPUID_LEAVES] = {
+		"1", "7.0", "0xd.1", "0x80000001",
+	};
+	u32 i, r[4];
+
+	for (i = 0; i < TG_CPUID_LEAVES; i++) {
+		const u32 *z = tg_cpuid_r0[i];
+
+		tg_cpuid(tg_cpuid_leaf[i][0], tg_cpuid_leaf[i][1], r);
+		tg_printf("TG CPUID leaf=%s eax=%x ebx=%x ecx=%x edx=%x ring=0\n",
+			  names[i], z[0], z[1], z[2], z[3]);
+		tg_printf("TG CPUID leaf=%s eax=%x ebx=%x ecx=%x edx=%x ring=3\n",
+			  names[i], r[0], r[1], r[2], r[3]);
+	}
+}
+
 static void tg_print_boot(u32 ncpus, u32 napic, const char *tsc_src,
 			  u64 ring0_us)
 {
@@ -78,6 +97,8 @@ static void tg_print_boot(u32 ncpus, u32 napic, const char *tsc_src,
 		  "80000001:ecx=%x 80000001:edx=%x\n",
 		  a[2], a[3], b[1], b[2], c[2], c[3]);
 	t1 = tg_rdtsc();
+	if (tg_params.cpuid)
+		tg_print_cpuid();
 	tg_printf("TG INFO tsc_src=%s boot_ms=%lu pool_mib=%lu madt_cpus=%u "
 		  "ring0_us=%lu line_us=%lu image_end=0x%lx gen=0x%lx\n",
 		  tsc_src, tg_ms_since_boot(t0), tg_pool.npages >> 8, napic,

@@ -163,8 +163,24 @@ static void tg_r0_kvmclock(void)
 			     "d"(0));
 }
 
+const u32 tg_cpuid_leaf[TG_CPUID_LEAVES][2] = {
+	{ 1, 0 }, { 7, 0 }, { 0xd, 1 }, { 0x80000001, 0 },
+};
+/* Written here before ring 3 clears .bss, so it lives in .bss.noinit. */
+u32 tg_cpuid_r0[TG_CPUID_LEAVES][4] __attribute__((section(".bss.noinit")));
+
+/* CPUID as ring 0 sees it (emulated on PVM), for tg.cpuid=1. */
+static void tg_r0_cpuid(void)
+{
+	u32 i;
+
+	for (i = 0; i < TG_CPUID_LEAVES; i++)
+		tg_cpuid(tg_cpuid_leaf[i][0], tg_cpuid_leaf[i][1], tg_cpuid_r0[i]);
+}
+
 void tg_r0_bsp_setup(void)
 {
+	tg_r0_cpuid();
 	tg_r0_map();
 	tg_r0_idt_init();
 	tg_r0_cpu_setup(0);

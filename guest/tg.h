@@ -186,10 +186,16 @@ struct tg_params {
 	bool selftest_fault;	/* execute ud2 after TG BOOT */
 	enum tg_exit_mode exit_mode;	/* how a tg.duration run ends */
 	bool echo;		/* report console input as TG KEY lines */
+	bool cpuid;		/* print TG CPUID leaf= lines (ring 0 and 3) */
 	u64 sparse;		/* bytes rewritten per page per rewrite; 0 = whole page */
 };
 
 void tg_params_parse(struct tg_params *p, const char *cmdline);
+
+/* CPUID leaves reported by tg.cpuid=1, as read in ring 0 at boot (r0.c). */
+#define TG_CPUID_LEAVES		4
+extern const u32 tg_cpuid_leaf[TG_CPUID_LEAVES][2];	/* leaf, subleaf */
+extern u32 tg_cpuid_r0[TG_CPUID_LEAVES][4];		/* eax..edx */
 
 /* ---- mem.c: the tested page pool */
 #define TG_MAX_REGIONS		32

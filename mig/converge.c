@@ -262,6 +262,25 @@ static void maybe_throttle(struct converge *c, const struct converge_pass *m)
 		 (unsigned long long)(m->bandwidth >> 20), c->throttle);
 }
 
+/*
+ * auto_postcopy: two passes in a row that leave the next barely smaller
+ * (the test auto-converge uses) mean pre-copy is not converging: switch to
+ * post-copy instead of throttling the guest.
+ */
+static bool want_postcopy(struct converge *c, const struct converge_pass *m)
+{
+	if (!c->p.postcopy || !c->p.auto_postcopy || m->pass < 2)
+		return false;
+	c->pc_bad_passes = pass_was_bad(m) ? c->pc_bad_passes + 1 : 0;
+	if (c->pc_bad_passes < 2)
+		return false;
+	snprintf(c->why, sizeof(c->why),
+		 "post-copy: guest dirties %llu MiB/s, link carries %llu MiB/s: not converging",
+		 (unsigned long long)(m->dirty_rate >> 20),
+		 (unsigned long long)(m->bandwidth >> 20));
+	return true;
+}
+
 enum converge_verdict converge_after_pass(struct converge *c,
 					  const struct converge_pass *m)
 {
@@ -269,10 +288,10 @@ enum converge_verdict converge_after_pass(struct converge *c,
 	bool relaxed = false;
 
 	update_progress(c, m);
-	if (c->planning)
-		replan(c, m);
 	if (!fits && m->pass >= 2 && pass_was_bad(m) && (relaxed = relax_downtime(c)))
 		fits = m->expected_downtime_ms <= c->p.downtime_ms;
+	if (c->planning)
+		replan(c, m);		/* with the limit now in force */
 	/*
 	 * Stop when the rest fits and another pass would not shrink it by a
 	 * quarter: a dirty set converges to what the guest writes during one
@@ -288,6 +307,8 @@ enum converge_verdict converge_after_pass(struct converge *c,
 	}
 	if (converge_timed_out(c, m->now_ns))
 		return CONVERGE_TIMEOUT;
+	if (!fits && want_postcopy(c, m))
+		return CONVERGE_POSTCOPY;
 	if (relaxed) {
 		snprintf(c->why, sizeof(c->why), "relaxing downtime: limit now %u ms (at most %u ms)",
 			 c->p.downtime_ms, c->p.downtime_max_ms);

@@ -17,6 +17,7 @@ enum converge_verdict {
 	CONVERGE_CONTINUE = 1,		/* another pass */
 	CONVERGE_STOP_COPY,		/* the rest fits: stop and copy */
 	CONVERGE_TIMEOUT,		/* a timeout passed: apply timeout_action */
+	CONVERGE_POSTCOPY,		/* not converging: switch to post-copy (auto_postcopy) */
 };
 
 struct converge {
@@ -29,6 +30,7 @@ struct converge {
 	uint64_t best_at_ns;		/* when it was seen */
 	uint32_t progress_pct;
 	char why[128];			/* the last decision, for status */
+	unsigned pc_bad_passes;		/* consecutive bad passes, for auto_postcopy */
 	/* the planner (strategy auto or auto-converge) */
 	bool planning;
 	unsigned available;		/* PLAN_BIT()s the planner may choose */

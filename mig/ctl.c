@@ -19,6 +19,9 @@ const char *mig_ctl_name(uint16_t type)
 	case MIG_CTL_RUNNING: return "RUNNING";
 	case MIG_CTL_ERROR: return "ERROR";
 	case MIG_CTL_ACK: return "ACK";
+	case MIG_CTL_PC_REQ: return "PC_REQ";
+	case MIG_CTL_PC_DONE: return "PC_DONE";
+	case MIG_CTL_PC_RESUME: return "PC_RESUME";
 	default: return "?";
 	}
 }
@@ -32,14 +35,21 @@ static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) 
 
 int mig_ctl_send(int fd, uint16_t type, const char *msg)
 {
-	uint8_t buf[MIG_REC_HDR_SIZE + MIG_CTL_MSG_MAX];
-	size_t len = msg ? strnlen(msg, MIG_CTL_MSG_MAX) : 0, off = 0;
+	return mig_ctl_send_raw(fd, type, msg ? msg : "", msg ? strnlen(msg, MIG_CTL_MSG_MAX) : 0);
+}
 
+int mig_ctl_send_raw(int fd, uint16_t type, const void *msg, size_t len)
+{
+	uint8_t buf[MIG_REC_HDR_SIZE + MIG_CTL_MSG_MAX];
+	size_t off = 0;
+
+	if (len > MIG_CTL_MSG_MAX)
+		return -EMSGSIZE;
 	le16(buf, type);
 	le16(buf + 2, 0);
 	le32(buf + 4, 0);
 	le64(buf + 8, len);
-	memcpy(buf + MIG_REC_HDR_SIZE, msg ? msg : "", len);
+	memcpy(buf + MIG_REC_HDR_SIZE, msg, len);
 	len += MIG_REC_HDR_SIZE;
 	while (off < len) {
 		ssize_t r = write(fd, buf + off, len - off);
@@ -88,8 +98,29 @@ static int read_deadline(int fd, uint8_t *buf, size_t n, uint64_t deadline_ns)
 int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,
 		 size_t msglen, struct err *err)
 {
+	uint8_t body[MIG_CTL_MSG_MAX];
+	size_t len;
+	int ret = mig_ctl_recv_raw(fd, timeout_ms, type, body, &len, err);
+
+	if (ret)
+		return ret;
+	if (msg && msglen) {
+		size_t n = MIN(len, msglen - 1);
+
+		memcpy(msg, body, n);
+		msg[n] = '\0';
+		for (size_t i = 0; i < n; i++)	/* keep it one printable line */
+			if (msg[i] < 0x20 || msg[i] == 0x7f)
+				msg[i] = ' ';
+	}
+	return 0;
+}
+
+int mig_ctl_recv_raw(int fd, int timeout_ms, uint16_t *type,
+		     uint8_t body[MIG_CTL_MSG_MAX], size_t *body_len, struct err *err)
+{
 	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-	uint8_t hdr[MIG_REC_HDR_SIZE], body[MIG_CTL_MSG_MAX];
+	uint8_t hdr[MIG_REC_HDR_SIZE];
 	uint64_t len;
 	int ret = read_deadline(fd, hdr, sizeof(hdr), deadline);
 
@@ -100,7 +131,7 @@ int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,
 			       ret == -ECONNRESET ? "closed by peer" : strerror(-ret));
 	*type = rd16(hdr);
 	len = rd64(hdr + 8);
-	if (*type < MIG_CTL_READY || *type > MIG_CTL_ACK || rd16(hdr + 2) || rd32(hdr + 4))
+	if (*type < MIG_CTL_READY || *type > MIG_CTL_LAST || rd16(hdr + 2) || rd32(hdr + 4))
 		return err_set(err, -EPROTO, "bad control record (type 0x%x)", *type);
 	if (len > MIG_CTL_MSG_MAX)
 		return err_set(err, -EMSGSIZE, "control record %s: %llu bytes is over the limit",
@@ -108,14 +139,6 @@ int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,
 	ret = read_deadline(fd, body, len, deadline);
 	if (ret)
 		return err_set(err, ret, "connection lost inside a control record");
-	if (msg && msglen) {
-		size_t n = MIN((size_t)len, msglen - 1);
-
-		memcpy(msg, body, n);
-		msg[n] = '\0';
-		for (size_t i = 0; i < n; i++)	/* keep it one printable line */
-			if (msg[i] < 0x20 || msg[i] == 0x7f)
-				msg[i] = ' ';
-	}
+	*body_len = (size_t)len;
 	return 0;
 }

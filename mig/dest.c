@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mig_int.h"
 #include "migratable.h"
+#include "postcopy.h"
 #include "util.h"
 
 #define GO_TIMEOUT_MS 30000
@@ -33,6 +34,10 @@ struct dest_ctx {
 	bool vm_created;
 	struct vm_state_loader *sl;
 	struct mig_stats *stats;
+	/* post-copy */
+	struct mig_loader *l;
+	struct pc_dest pc;
+	bool pc_init, pc_on;
 };
 
 static int on_config(void *opaque, const char *json, size_t len, struct err *err)
@@ -81,7 +86,7 @@ static int on_ram_blocks(void *opaque, struct mig_ram_block *blocks, size_t n,
 				       "RAM block %zu ('%s', %llu bytes) does not match the VM's ('%s', %llu bytes)",
 				       i, blocks[i].idstr, (unsigned long long)blocks[i].size,
 				       ours[i].idstr, (unsigned long long)ours[i].size);
-		blocks[i].host = ours[i].host;
+		blocks[i].host = d->pc_on ? NULL : ours[i].host;	/* post-copy: UFFDIO_COPY */
 	}
 	return 0;
 }
@@ -93,6 +98,8 @@ static int on_section(void *opaque, const struct mig_section_info *info,
 
 	if (!d->sl)
 		return err_set(err, -EPROTO, "device section '%s' before CONFIG", info->idstr);
+	if (d->pc_on)
+		return err_set(err, -EPROTO, "device section '%s' after POSTCOPY_LISTEN", info->idstr);
 	return vm_state_load_section(d->sl, info, in, err);
 }
 
@@ -103,6 +110,8 @@ static int on_iter_end(void *opaque, uint64_t iteration, struct err *err)
 	char msg[24];
 	int ret;
 
+	if (d->pc_on)
+		return err_set(err, -EPROTO, "RAM_ITER_END after POSTCOPY_LISTEN");
 	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)iteration);
 	ret = mig_ctl_send(d->fd, MIG_CTL_ACK, msg);
 	return ret ? err_set(err, ret, "cannot acknowledge pass %s: %s", msg, strerror(-ret)) : 0;
@@ -113,18 +122,99 @@ static int on_ram_xbzrle(void *opaque, const struct mig_ram_block *blk,
 			 uint64_t offset, const uint8_t *delta, size_t len,
 			 struct err *err)
 {
+	if (!blk->host)
+		return err_set(err, -EPROTO, "XBZRLE page during post-copy");
 	if (xbzrle_decode(delta, len, (uint8_t *)blk->host + offset, blk->page_size) < 0)
 		return err_set(err, -EPROTO, "malformed XBZRLE delta (%zu bytes) for page 0x%llx of '%s'",
 			       len, (unsigned long long)offset, blk->idstr);
 	return 0;
 }
 
+static int dest_handover(struct dest_ctx *d, int fd, struct err *err);
+
+/* ---- post-copy (mig/postcopy_dst.c does the work) ---- */
+
+static int pc_setup(struct dest_ctx *d, struct err *err)
+{
+	struct mig_ram_block ours[MIG_MAX_BLOCKS];
+	unsigned n;
+	int ret;
+
+	if (d->pc_init)
+		return 0;
+	if (!d->vm_created)
+		return err_set(err, -EPROTO, "post-copy record before CONFIG");
+	n = vm_ram_blocks(d->vm, ours, MIG_MAX_BLOCKS);
+	ret = pc_dest_init(&d->pc, ours, n, err);
+	d->pc_init = true;	/* pc_dest_fini() is needed even on failure */
+	return ret;
+}
+
+static int dest_pc_discard(void *opaque, const struct mig_ram_block *blk,
+			   uint64_t offset, const uint64_t *words, uint32_t nwords,
+			   struct err *err)
+{
+	struct dest_ctx *d = opaque;
+	int ret = pc_setup(d, err);
+
+	return ret ? ret : pc_dest_discard(&d->pc, blk->id, offset, words, nwords, err);
+}
+
+/* State complete: arm userfaultfd, hand over, run, fetch the rest. */
+static int dest_pc_listen(void *opaque, struct err *err)
+{
+	struct dest_ctx *d = opaque;
+	int ret = pc_setup(d, err);
+
+	if (!ret && d->l->hdr.page_size != VM_PAGE_SIZE)
+		ret = err_set(err, -EPROTO, "post-copy needs %u-byte stream pages", VM_PAGE_SIZE);
+	if (!ret)
+		ret = pc_dest_listen(&d->pc, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < d->l->nblocks; i++)
+		d->l->blocks[i].host = NULL;	/* pages go through UFFDIO_COPY now */
+	d->pc_on = true;
+	ret = dest_handover(d, d->fd, err);
+	if (ret) {
+		d->pc_on = false;	/* nothing ran: fail as before GO */
+		return ret;
+	}
+	return pc_dest_start(&d->pc, d->fd, err);
+}
+
+static int dest_pc_pages(void *opaque, const struct mig_ram_block *blk,
+			 const uint64_t *offsets, void *const *data, size_t n,
+			 struct err *err)
+{
+	struct dest_ctx *d = opaque;
+
+	if (!d->pc_on)
+		return 0;	/* pre-copy: already placed in guest memory */
+	return pc_dest_place(&d->pc, blk->id, offsets, data, n, err);
+}
+
+static int dest_pc_zero(void *opaque, const struct mig_ram_block *blk,
+			uint64_t offset, uint64_t npages, struct err *err)
+{
+	struct dest_ctx *d = opaque;
+
+	if (d->pc_on)
+		return pc_dest_zero(&d->pc, blk->id, offset, npages, err);
+	memset((uint8_t *)blk->host + offset, 0, (size_t)(npages * d->l->hdr.page_size));
+	return 0;
+}
+
 static const struct mig_load_ops dest_ops = {
 	.on_config = on_config,
 	.on_ram_blocks = on_ram_blocks,
+	.on_ram_pages = dest_pc_pages,
+	.on_ram_zero = dest_pc_zero,
 	.on_ram_xbzrle = on_ram_xbzrle,
 	.on_iter_end = on_iter_end,
 	.on_section = on_section,
+	.on_pc_discard = dest_pc_discard,
+	.on_pc_listen = dest_pc_listen,
 };
 
 /* The whole stream, accepting the features this engine implements. */
@@ -134,11 +224,13 @@ static int dest_load(struct mig_stream *in, struct dest_ctx *d, struct err *err)
 	int rc;
 
 	mig_loader_init(&l, in, &dest_ops, d);
-	l.features_ok = MIG_FEAT_XBZRLE;
+	l.features_ok = MIG_FEAT_XBZRLE | MIG_FEAT_POSTCOPY;
+	d->l = &l;
 	rc = mig_loader_header(&l, err);
 	while (!rc)
 		rc = mig_loader_step(&l, err);
 	mig_loader_fini(&l);
+	d->l = NULL;
 	return rc < 0 ? rc : 0;
 }
 
@@ -214,6 +306,31 @@ static void tell_source(int fd, const char *msg)
 	}
 }
 
+/*
+ * The stream ended. After a post-copy every page must be here: stop the
+ * faults, tell the source (PC_DONE with our figures). A failure after
+ * GO leaves the guest waiting in its faults (it is lost).
+ */
+static int dest_pc_end(struct dest_ctx *d, int ret, struct err *err)
+{
+	struct pc_report r;
+	char msg[MIG_CTL_MSG_MAX];
+
+	if (!ret)
+		ret = pc_dest_finish(&d->pc, err);
+	if (ret) {
+		log_err("mig", "dest: post-copy failed after the handover: %s; the guest cannot "
+			"run without the source's pages and is lost", err->msg);
+		return ret;
+	}
+	pc_dest_report(&d->pc, &r);
+	pc_report_format(msg, sizeof(msg), &r);
+	log_info("mig", "dest: post-copy done: %s", msg);
+	if (mig_ctl_send(d->fd, MIG_CTL_PC_DONE, msg))
+		log_warn("mig", "dest: could not send PC_DONE (the source keeps its copy paused)");
+	return 0;
+}
+
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err)
 {
@@ -234,12 +351,21 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	}
 	mig_stream_set_timeout(&in, MIG_IO_TIMEOUT_MS);
 	ret = dest_load(&in, &d, err);
-	if (!ret)
+	if (d.pc_on)
+		ret = dest_pc_end(&d, ret, err);
+	else if (!ret)
 		ret = dest_handover(&d, fd, err);
 	if (stats) {
 		stats->transferred = mig_stream_offset(&in);
 		stats->elapsed_ms = (time_now_ns() - t0) / 1000000;
 		stats->state = ret ? MIG_STATE_FAILED : MIG_STATE_COMPLETED;
+	}
+	if (ret && d.pc_on) {
+		if (stats)
+			stats->state = MIG_STATE_POSTCOPY_FAILED;
+		mig_stream_fini(&in);
+		close(fd);
+		return ret;	/* vCPUs wait in faults: the caller must not touch the VM */
 	}
 	if (ret) {
 		if (!err->code)
@@ -250,6 +376,8 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	close(fd);
 	if (d.sl)
 		vm_state_loader_free(d.sl);
+	if (d.pc_init)
+		pc_dest_fini(&d.pc);
 	if (ret && d.vm_created)
 		vm_destroy(vm);
 	return ret;

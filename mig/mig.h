@@ -36,6 +36,7 @@ enum mig_timeout_action {
 	MIG_TA_INVALID = 0,
 	MIG_TA_ABORT,			/* give up; the VM keeps running here (default) */
 	MIG_TA_FORCE,			/* pause the guest and finish, whatever the downtime */
+	MIG_TA_POSTCOPY,		/* switch to post-copy (needs postcopy allowed) */
 };
 
 struct mig_params {
@@ -52,6 +53,8 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
+	bool postcopy;			/* allow a switch to post-copy (default off) */
+	bool auto_postcopy;		/* switch when passes stop converging */
 	/* the planner (planner.h) and relaxing downtime (converge.c) */
 	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
 	uint32_t downtime_max_ms;	/* relax the limit up to this on stalls; <= downtime_ms: never */
@@ -74,6 +77,12 @@ enum mig_state {
 	MIG_STATE_CANCELLED,		/* source runs the VM again */
 	MIG_STATE_UNCONFIRMED,		/* GO sent, RUNNING not received: VM
 					 * kept paused here, never resumed */
+	MIG_STATE_POSTCOPY_ACTIVE,	/* destination runs, pulls the rest */
+	MIG_STATE_POSTCOPY_PAUSED,	/* connection lost in post-copy: frozen
+					 * copy kept here, waiting for recovery */
+	MIG_STATE_POSTCOPY_RECOVER,	/* reconnecting to the destination */
+	MIG_STATE_POSTCOPY_FAILED,	/* destination lost in post-copy: VM
+					 * paused here, never resumed */
 };
 
 const char *mig_state_name(enum mig_state s);
@@ -102,6 +111,14 @@ struct mig_stats {
 	uint32_t progress_pct;		/* 0..100, never goes back */
 	char strategy[128];		/* what the engine does and why */
 	char error[256];
+	/* post-copy */
+	uint64_t postcopy_requests;	/* pages the destination asked for */
+	uint64_t postcopy_bg_pages;	/* pages pushed in the background */
+	uint64_t postcopy_pages_left;	/* still missing on the destination */
+	uint64_t postcopy_faults;	/* destination's guest faults (at the end) */
+	uint64_t postcopy_fault_avg_us;	/* fault -> page placed, average */
+	uint64_t postcopy_fault_max_us;
+	uint32_t postcopy_recoveries;	/* times the connection was restored */
 	/* the planner's prediction for the strategy in use, at the start and now */
 	char plan[16];			/* strategy chosen: precopy, xbzrle, ... */
 	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
@@ -124,6 +141,13 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 void mig_source_stats(struct mig_source *m, struct mig_stats *st);
 /* Cancel; -EBUSY once ownership has passed (too late to cancel). */
 int mig_source_cancel(struct mig_source *m, struct err *err);
+/* Switch to post-copy now (the migration must allow it). */
+int mig_source_postcopy(struct mig_source *m, struct err *err);
+/*
+ * Post-copy paused: reconnect to the destination's recovery address
+ * ("tcp:HOST:PORT") and go on. -EINVAL in any other state.
+ */
+int mig_source_recover(struct mig_source *m, const char *uri, struct err *err);
 /* Join the thread and free (after a final state). */
 void mig_source_free(struct mig_source *m);
 

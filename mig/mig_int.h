@@ -26,6 +26,10 @@ enum mig_ctl_type {
 	MIG_CTL_RUNNING = MIG_REC_RP_FIRST + 3,	/* dst: vCPUs are running */
 	MIG_CTL_ERROR = MIG_REC_RP_FIRST + 4,	/* either: one-line reason */
 	MIG_CTL_ACK = MIG_REC_RP_FIRST + 5,	/* dst: processed up to ITER_END n */
+	MIG_CTL_PC_REQ = MIG_REC_RP_FIRST + 6,	/* dst: send this page now (post-copy) */
+	MIG_CTL_PC_DONE = MIG_REC_RP_FIRST + 7,	/* dst: every page placed; its stats */
+	MIG_CTL_PC_RESUME = MIG_REC_RP_FIRST + 8, /* src: recovery of a post-copy */
+	MIG_CTL_LAST = MIG_CTL_PC_RESUME,
 };
 
 #define MIG_CTL_MSG_MAX 1024
@@ -37,9 +41,14 @@ enum mig_ctl_type {
 #define MIG_IO_TIMEOUT_MS 30000
 
 int mig_ctl_send(int fd, uint16_t type, const char *msg);
+/* Binary payload of at most MIG_CTL_MSG_MAX bytes. */
+int mig_ctl_send_raw(int fd, uint16_t type, const void *msg, size_t len);
 /* Wait up to timeout_ms for one control record. -ETIMEDOUT, -ECONNRESET.. */
 int mig_ctl_recv(int fd, int timeout_ms, uint16_t *type, char *msg,
 		 size_t msglen, struct err *err);
+/* Same, payload as it came (binary). */
+int mig_ctl_recv_raw(int fd, int timeout_ms, uint16_t *type,
+		     uint8_t body[MIG_CTL_MSG_MAX], size_t *body_len, struct err *err);
 const char *mig_ctl_name(uint16_t type);
 
 void mig_sock_tune(int fd);

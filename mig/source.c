@@ -23,6 +23,7 @@
 #include "converge.h"
 #include "mig_int.h"
 #include "migratable.h"
+#include "postcopy.h"
 #include "util.h"
 
 #define DEFAULT_HANDOVER_MS	30000
@@ -49,6 +50,10 @@ struct mig_source {
 	struct ram_sender rs;
 	void (*done)(void *opaque, enum mig_state st);
 	void *opaque;
+	/* post-copy */
+	atomic_bool pc_request;		/* switch at the end of this pass */
+	bool pc_phase;			/* destination runs, we push pages */
+	struct pc_source pc;
 };
 
 void mig_params_init(struct mig_params *p)
@@ -78,6 +83,10 @@ const char *mig_state_name(enum mig_state s)
 		[MIG_STATE_HANDOVER] = "handover", [MIG_STATE_COMPLETED] = "completed",
 		[MIG_STATE_FAILED] = "failed", [MIG_STATE_CANCELLED] = "cancelled",
 		[MIG_STATE_UNCONFIRMED] = "unconfirmed",
+		[MIG_STATE_POSTCOPY_ACTIVE] = "postcopy-active",
+		[MIG_STATE_POSTCOPY_PAUSED] = "postcopy-paused",
+		[MIG_STATE_POSTCOPY_RECOVER] = "postcopy-recover",
+		[MIG_STATE_POSTCOPY_FAILED] = "postcopy-failed",
 	};
 	return s < ARRAY_SIZE(names) && names[s] ? names[s] : "invalid";
 }
@@ -85,7 +94,8 @@ const char *mig_state_name(enum mig_state s)
 bool mig_state_is_final(enum mig_state s)
 {
 	return s == MIG_STATE_COMPLETED || s == MIG_STATE_FAILED ||
-	       s == MIG_STATE_CANCELLED || s == MIG_STATE_UNCONFIRMED;
+	       s == MIG_STATE_CANCELLED || s == MIG_STATE_UNCONFIRMED ||
+	       s == MIG_STATE_POSTCOPY_FAILED;
 }
 
 static void set_state(struct mig_source *m, enum mig_state s)
@@ -121,8 +131,12 @@ static int on_progress(void *opaque, struct err *err)
 
 	update_counters(m);
 	/* a pass on a slow link can outlast a timeout: check it here too */
-	if (m->st.state == MIG_STATE_ACTIVE && !m->forcing &&
+	if (m->st.state == MIG_STATE_ACTIVE && !m->forcing && !atomic_load(&m->pc_request) &&
 	    converge_timed_out(&m->conv, time_now_ns())) {
+		if (m->conv.p.timeout_action == MIG_TA_POSTCOPY && m->p.postcopy) {
+			atomic_store(&m->pc_request, true);	/* after this pass */
+			return peer_error(m, err);
+		}
 		if (m->conv.p.timeout_action != MIG_TA_FORCE)
 			return err_set(err, -ETIMEDOUT, "%s", m->conv.why);
 		m->forcing = true;	/* finish this pass, then stop and copy */
@@ -167,18 +181,24 @@ static void publish_plan(struct mig_source *m)
 }
 
 /*
- * The post-copy hook: the planner chose post-copy (only when
- * source_postcopy_available() says it exists). The post-copy branch wires
- * the switch-over here; until then it is unavailable.
+ * The post-copy hook: the planner may choose post-copy when this migration
+ * allows it (p.postcopy, which also puts the feature in the header).
  */
-static bool source_postcopy_available(void)
+static bool source_postcopy_available(struct mig_source *m)
 {
-	return false;
+	return m->p.postcopy;
 }
 
+/* The planner chose post-copy: 1 = switch now (as want_postcopy()). */
 static int source_postcopy_switch(struct mig_source *m, struct err *err)
 {
-	return err_set(err, -ENOTSUP, "post-copy is not available in this build");
+	if (!source_postcopy_available(m))
+		return err_set(err, -ENOTSUP, "post-copy is not allowed for this migration");
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->st.strategy, sizeof(m->st.strategy), "post-copy: %.110s", m->conv.plan.why);
+	pthread_mutex_unlock(&m->lock);
+	log_info("mig", "switching to post-copy (planner): %s", m->conv.plan.why);
+	return 1;
 }
 
 /* Strategies the planner may choose for this migration's parameters. */
@@ -194,7 +214,7 @@ static unsigned source_plan_available(struct mig_source *m)
 		a |= PLAN_BIT(PLAN_XBZRLE);
 	if (m->p.auto_converge != MIG_AC_OFF)
 		a |= PLAN_BIT(PLAN_AUTO_CONVERGE);
-	if (source_postcopy_available())
+	if (source_postcopy_available(m))
 		a |= PLAN_BIT(PLAN_POSTCOPY);
 	return a;
 }
@@ -316,6 +336,8 @@ static int send_setup(struct mig_source *m, struct err *err)
 	mig_header_init(&h, VM_PAGE_SIZE);
 	if (m->p.xbzrle)
 		h.features |= MIG_FEAT_XBZRLE;
+	if (m->p.postcopy)
+		h.features |= MIG_FEAT_POSTCOPY;
 	mig_stream_put_header(&m->out, &h);
 	mig_stream_put_producer(&m->out, "tern-vmm " TERN_VERSION);
 	mig_stream_put_config(&m->out, cfg, strlen(cfg));
@@ -367,6 +389,29 @@ static int timeout_action(struct mig_source *m, struct err *err)
 	return err_set(err, -ETIMEDOUT, "%s", m->conv.why);
 }
 
+/* Switch to post-copy now? (asked for, by policy, or as the timeout action) */
+static bool want_postcopy(struct mig_source *m, enum converge_verdict v)
+{
+	const char *why = NULL;
+
+	if (!m->p.postcopy)
+		return false;
+	if (atomic_load(&m->pc_request))
+		why = m->st.state == MIG_STATE_ACTIVE && converge_timed_out(&m->conv, time_now_ns()) ?
+		      m->conv.why : "switch requested";
+	else if (v == CONVERGE_POSTCOPY)
+		why = m->conv.why;
+	else if (v == CONVERGE_TIMEOUT && m->conv.p.timeout_action == MIG_TA_POSTCOPY)
+		why = m->conv.why;
+	if (!why)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->st.strategy, sizeof(m->st.strategy), "post-copy: %.110s", why);
+	pthread_mutex_unlock(&m->lock);
+	log_info("mig", "switching to post-copy: %s", why);
+	return true;
+}
+
 static int precopy(struct mig_source *m, struct err *err)
 {
 	uint64_t prev_pages = m->rs.total_pages;
@@ -397,6 +442,8 @@ static int precopy(struct mig_source *m, struct err *err)
 				    m->rs.send_bytes - b0, m->rs.send_ns - n0);
 		if (v == CONVERGE_STOP_COPY || m->forcing)
 			return 0;
+		if (want_postcopy(m, v))
+			return 1;
 		if (v == CONVERGE_TIMEOUT)
 			return timeout_action(m, err);
 		if (m->conv.in_use == PLAN_POSTCOPY)
@@ -488,6 +535,67 @@ static int handover(struct mig_source *m, struct err *err)
 	return 0;
 }
 
+/* Publish the post-copy counters (between batches). */
+static void pc_progress(void *opaque)
+{
+	struct mig_source *m = opaque;
+
+	update_counters(m);
+	pthread_mutex_lock(&m->lock);
+	m->st.postcopy_requests = m->pc.requests;
+	m->st.postcopy_bg_pages = m->pc.bg_pages;
+	m->st.postcopy_pages_left = m->pc.left;
+	m->st.remaining = m->pc.left * VM_PAGE_SIZE;
+	if (m->st.ram_bytes)
+		m->st.progress_pct = (uint32_t)MAX((uint64_t)m->st.progress_pct,
+			99 - MIN(99, m->st.remaining * 100 / m->st.ram_bytes));
+	m->st.postcopy_faults = m->pc.report.faults;
+	m->st.postcopy_fault_avg_us = m->pc.report.lat_avg_us;
+	m->st.postcopy_fault_max_us = m->pc.report.lat_max_us;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * Post-copy: pause, send what the destination lacks (bitmap) and the
+ * device state, hand over as usual, then push the missing pages.
+ */
+static int postcopy(struct mig_source *m, struct err *err)
+{
+	struct err perr = { 0 };
+	int64_t dirty;
+	int ret;
+
+	set_state(m, MIG_STATE_STOP_COPY);
+	m->stop_ns = time_now_ns();
+	ret = vm_pause(m->vm, &perr);
+	if (ret && ret != -EALREADY)
+		return err_set(err, ret, "cannot pause the VM: %s", perr.msg);
+	m->paused_by_us = ret == 0;
+	dirty = ram_sync(&m->rs, err);
+	if (dirty < 0)
+		return (int)dirty;
+	ret = pc_source_put_discard(&m->rs, &m->out, err);
+	if (!ret)
+		ret = vm_state_save(m->vm, &m->out, err);
+	if (ret)
+		return ret;
+	mig_stream_put_pc_listen(&m->out);
+	if (mig_stream_flush(&m->out))
+		return mig_stream_get_err(&m->out, err);
+	log_info("mig", "post-copy: %lld pages to fetch after the switch", (long long)dirty);
+	ret = handover(m, err);
+	if (ret)
+		return ret;
+	m->pc_phase = true;
+	set_state(m, MIG_STATE_POSTCOPY_ACTIVE);
+	pc_source_init(&m->pc, &m->rs, &m->out, m->fd, m->p.bandwidth);
+	m->pc.progress = pc_progress;
+	m->pc.opaque = m;
+	ret = pc_source_run(&m->pc, err);
+	pc_progress(m);
+	return ret;
+}
+
 static int source_run(struct mig_source *m, struct err *err)
 {
 	int ret, fd = mig_tcp_connect(m->uri, err);
@@ -522,6 +630,8 @@ static int source_run(struct mig_source *m, struct err *err)
 		return ret;
 	set_state(m, MIG_STATE_ACTIVE);
 	ret = precopy(m, err);
+	if (ret == 1)
+		return postcopy(m, err);
 	if (!ret)
 		ret = stop_and_copy(m, err);
 	if (!ret)
@@ -541,6 +651,10 @@ static enum mig_state source_finish(struct mig_source *m, int ret, struct err *e
 		m->st.progress_pct = 100;
 		m->st.throttle_pct = 0;
 		pthread_mutex_unlock(&m->lock);
+	} else if (m->pc_phase) {
+		st = MIG_STATE_POSTCOPY_FAILED;
+		log_err("mig", "post-copy failed (%s): the destination cannot run without us and "
+			"we never resume; the VM stays paused here with all its memory", err->msg);
 	} else if (m->committed) {
 		st = MIG_STATE_UNCONFIRMED;
 		log_err("mig", "handover unconfirmed (%s): the VM stays paused here and is never "
@@ -614,6 +728,10 @@ static void source_apply_strategy(struct mig_params *p)
 	case PLAN_AUTO_CONVERGE:
 		if (p->auto_converge == MIG_AC_OFF)
 			p->auto_converge = MIG_AC_ON;
+		break;
+	case PLAN_POSTCOPY:
+		p->postcopy = true;
+		p->auto_converge = MIG_AC_OFF;
 		break;
 	default:
 		break;
@@ -690,6 +808,21 @@ int mig_source_cancel(struct mig_source *m, struct err *err)
 		if (m->fd >= 0)
 			shutdown(m->fd, SHUT_RDWR);	/* unblock any read/write */
 	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int mig_source_postcopy(struct mig_source *m, struct err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->p.postcopy)
+		ret = err_set(err, -EINVAL, "post-copy not allowed for this migration (start it with postcopy)");
+	else if (m->st.state != MIG_STATE_SETUP && m->st.state != MIG_STATE_ACTIVE)
+		ret = err_set(err, -EALREADY, "migration is %s", mig_state_name(m->st.state));
+	else
+		atomic_store(&m->pc_request, true);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

@@ -2,7 +2,9 @@
  * config.c - the VM configuration carried in the migration stream's CONFIG
  * record, as JSON:
  *   {"memory": 1073741824, "vcpus": 2, "kernel": "...", "initrd": "...",
- *    "cmdline": "...", "devices": ["uart16550@0x3f8", "cmos@0x70"]}
+ *    "cmdline": "...", "devices": ["uart16550@0x3f8", "cmos@0x70"],
+ *    "cpu_model": "host-model"}
+ * (no "cpu_model", as from older sources: host-model).
  * The destination parses it as hostile input: every field is type- and
  * range-checked, unknown fields are refused.
  */
@@ -27,6 +29,8 @@ char *vm_config_to_json(struct vm *vm)
 
 	if (!o)
 		return NULL;
+	json_object_set_new(o, "cpu_model",
+			    json_string(vm->cpu_model[0] ? vm->cpu_model : "host-model"));
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -51,6 +55,7 @@ static int check_keys(json_t *o, struct err *err)
 {
 	static const char *const known[] = {
 		"memory", "vcpus", "kernel", "initrd", "cmdline", "devices",
+		"cpu_model",
 	};
 	const char *key;
 	json_t *v;
@@ -103,6 +108,9 @@ int vm_config_from_json(const char *json, size_t len, struct vm_config *cfg,
 	cfg->kernel_path = st->kernel;
 	cfg->initrd_path = st->initrd[0] ? st->initrd : NULL;
 	cfg->cmdline = st->cmdline;
+	if (!ret)
+		ret = get_str(o, "cpu_model", st->cpu_model, sizeof(st->cpu_model), err);
+	cfg->cpu_model = st->cpu_model[0] ? st->cpu_model : NULL;
 out:
 	json_decref(o);
 	return ret;

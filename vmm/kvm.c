@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu_models.h"
 #include "log.h"
 
 /* Fixed addresses KVM needs on Intel for real-mode emulation helpers. */
@@ -252,6 +254,32 @@ static void cpuid_fixup(struct kvm_cpuid_entry2 *e, unsigned id,
 	}
 }
 
+/*
+ * Read back what KVM made of a masked CPUID: PVM replaces leaves 1 and 7
+ * with the hardware's bits whatever KVM_SET_CPUID2 said (measured, see
+ * docs/cpu-models.md), so say which features the guest sees beyond its model.
+ */
+static void cpuid_check_masked(struct kvm *kvm, struct kvm_vcpu_fd *v,
+			       struct kvm_cpuid2 *c, unsigned nent)
+{
+	struct cpu_featset want, got;
+	char extra[256] = "";
+	size_t off = 0;
+
+	c->nent = nent;
+	if (ioctl(v->fd, KVM_GET_CPUID2, c) < 0)
+		return;
+	cpu_model_features(kvm->cpu_model, &want);
+	cpu_featset_from_cpuid(c->entries, c->nent, &got);
+	for (size_t i = 0; i < cpu_feature_count() && off < sizeof(extra) - 20; i++)
+		if (cpu_featset_has(&got, i) && !cpu_featset_has(&want, i))
+			off += (size_t)snprintf(extra + off, sizeof(extra) - off, " %s",
+						cpu_feature_get(i)->name);
+	if (off)
+		log_warn("kvm", "KVM did not mask every CPUID bit of model %s: the guest also sees%s",
+			 cpu_model_name(kvm->cpu_model), extra);
+}
+
 int kvm_vcpu_set_cpuid(struct kvm *kvm, struct kvm_vcpu_fd *v, unsigned id,
 		       unsigned nr_vcpus, struct err *err)
 {
@@ -264,8 +292,12 @@ int kvm_vcpu_set_cpuid(struct kvm *kvm, struct kvm_vcpu_fd *v, unsigned id,
 	memcpy(c, kvm->cpuid, sz);
 	for (unsigned i = 0; i < c->nent; i++)
 		cpuid_fixup(&c->entries[i], id, nr_vcpus, kvm->is_pvm);
+	if (kvm->cpu_model)
+		cpu_model_apply(kvm->cpu_model, c->entries, c->nent);
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		ret = kvm_ioctl_err(err, "KVM_SET_CPUID2");
+	else if (kvm->cpu_model && id == 0)
+		cpuid_check_masked(kvm, v, c, kvm->cpuid->nent);
 	free(c);
 	return ret;
 }

@@ -15,6 +15,8 @@
 
 #include "err.h"
 
+struct cpu_model;
+
 struct kvm {
 	int sys_fd;		/* /dev/kvm */
 	int vm_fd;
@@ -22,6 +24,7 @@ struct kvm {
 	int max_vcpus;
 	bool is_pvm;		/* the kvm_pvm module (software nested virt) */
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	const struct cpu_model *cpu_model;	/* NULL: host-model, else masked */
 };
 
 /* Open /dev/kvm (or `dev`), check the API version and required caps. */

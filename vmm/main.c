@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "host.h"
 #include "log.h"
 #include "mig.h"
 #include "options.h"
+#include "util.h"
 #include "vm.h"
 #include "vmm_api.h"
 
@@ -216,6 +218,16 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 	}
 	ret = mig_dest_receive(lfd, &m->vm, m->serial_fd, &st, err);
 	close(lfd);
+	if (ret && st.state == MIG_STATE_POSTCOPY_FAILED) {
+		/*
+		 * Post-copy lost its source: the guest ran here and its vCPUs
+		 * wait for pages that will never come. It cannot be stopped
+		 * cleanly nor resumed; leave at once (the kernel frees it all).
+		 */
+		fprintf(stderr, "tern-vmm: incoming migration failed in post-copy: %s; "
+			"the VM is lost here\n", err->msg);
+		_exit(EXIT_ERROR);
+	}
 	if (ret)
 		err_prefix(err, "incoming migration failed");
 	else
@@ -231,6 +243,7 @@ static int boot_vm(struct vmm *m, struct err *err)
 		.kernel_path = m->opt.kernel, .initrd_path = m->opt.initrd,
 		.cmdline = m->opt.cmdline, .mem_size = m->opt.memory,
 		.nr_vcpus = m->opt.vcpus, .serial_fd = m->serial_fd,
+		.cpu_model = m->opt.cpu_model,
 	};
 	int ret = vm_create(&m->vm, &cfg, err);
 
@@ -280,6 +293,31 @@ out:
 	return ret;
 }
 
+/* --print-host-facts / --print-cpu-models: JSON on stdout. */
+static int print_host(const struct vmm_options *o)
+{
+	struct host_config cfg = { 0 };
+	const char *env = getenv("TERN_CPU_MODELS_ALLOWED");
+	char csv[1024];
+	struct err err = { 0 };
+	json_t *j;
+
+	str_copy(csv, sizeof(csv), env ? env : "");
+	if (host_config_parse_allowed(&cfg, csv)) {
+		fprintf(stderr, "tern-vmm: more than 32 allowed cpu models\n");
+		return EXIT_USAGE;
+	}
+	j = o->print_cpu_models ? host_cpu_models_json() : host_facts_collect(&cfg, &err);
+	if (!j) {
+		fprintf(stderr, "tern-vmm: %s\n", err_msg(&err));
+		return EXIT_ERROR;
+	}
+	json_dumpf(j, stdout, JSON_INDENT(2));
+	putchar('\n');
+	json_decref(j);
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static struct vmm m;
@@ -295,6 +333,10 @@ int main(int argc, char **argv)
 		fputs(vmm_usage, stdout);
 		return EXIT_OK;
 	}
+	if (m.opt.cpu_models_allowed)	/* vm_create() and the facts read it */
+		setenv("TERN_CPU_MODELS_ALLOWED", m.opt.cpu_models_allowed, 1);
+	if (m.opt.print_host_facts || m.opt.print_cpu_models)
+		return print_host(&m.opt);
 	if (m.opt.version) {
 		printf("tern-vmm %s\n", TERN_VERSION);
 		return EXIT_OK;

@@ -54,6 +54,7 @@ struct vm_config_strings {
 	char kernel[4096];
 	char initrd[4096];
 	char cmdline[4096];
+	char cpu_model[64];
 };
 int vm_config_from_json(const char *json, size_t len, struct vm_config *cfg,
 			struct vm_config_strings *strings, struct err *err);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cpu_models.h"
 #include "util.h"
 #include "vm.h"
 
@@ -20,6 +21,13 @@ const char vmm_usage[] =
 	"  --api PATH           serve the control API on unix socket PATH (mode 0600)\n"
 	"  --incoming URI       wait for a live migration on tcp:HOST:PORT, then run\n"
 	"                       the VM it brings (no --kernel needed)\n"
+	"  --cpu-model NAME     CPU the guest sees: host-model (default) or a named model\n"
+	"                       (x86-64-v1..v4, Haswell, EPYC-Rome, ...: docs/cpu-models.md)\n"
+	"  --cpu-models-allowed LIST\n"
+	"                       comma list of models this host may run or receive\n"
+	"                       (default: all it supports; also $TERN_CPU_MODELS_ALLOWED)\n"
+	"  --print-host-facts   print this host's facts as JSON and exit\n"
+	"  --print-cpu-models   print the CPU model table as JSON and exit\n"
 	"  --help, --version\n"
 	"\n"
 	"With --serial stdio on a terminal, press Ctrl-A x to quit.\n";
@@ -55,6 +63,12 @@ static int parse_value(const char *name, const char *v, struct vmm_options *o,
 		o->api_path = v;
 	} else if (!strcmp(name, "incoming")) {
 		o->incoming = v;
+	} else if (!strcmp(name, "cpu-model")) {
+		if (strcmp(v, CPU_MODEL_HOST) && !cpu_model_find(v))
+			return err_set(err, -EINVAL, "--cpu-model: unknown model '%s' (see docs/cpu-models.md)", v);
+		o->cpu_model = v;
+	} else if (!strcmp(name, "cpu-models-allowed")) {
+		o->cpu_models_allowed = v;
 	} else if (!strcmp(name, "serial")) {
 		return parse_serial(v, o, err);
 	} else if (!strcmp(name, "memory")) {
@@ -79,7 +93,7 @@ static bool is_value_option(const char *name)
 {
 	static const char *const names[] = {
 		"kernel", "initrd", "cmdline", "memory", "vcpus", "serial", "api",
-		"incoming",
+		"incoming", "cpu-model", "cpu-models-allowed",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
@@ -93,7 +107,7 @@ static bool is_vm_shaping(const char *name)
 {
 	return !strcmp(name, "kernel") || !strcmp(name, "initrd") ||
 	       !strcmp(name, "cmdline") || !strcmp(name, "memory") ||
-	       !strcmp(name, "vcpus");
+	       !strcmp(name, "vcpus") || !strcmp(name, "cpu-model");
 }
 
 static bool is_flag(const char *name, struct vmm_options *o)
@@ -102,6 +116,10 @@ static bool is_flag(const char *name, struct vmm_options *o)
 		o->help = true;
 	else if (!strcmp(name, "version"))
 		o->version = true;
+	else if (!strcmp(name, "print-host-facts"))
+		o->print_host_facts = true;
+	else if (!strcmp(name, "print-cpu-models"))
+		o->print_cpu_models = true;
 	else
 		return false;
 	return true;
@@ -153,7 +171,8 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o,
 		return err_set(err, -EINVAL,
 			       "--incoming takes the VM's configuration from the stream: drop %s",
 			       o->vm_option);
-	if (!o->help && !o->version && !o->kernel && !o->incoming)
+	if (!o->help && !o->version && !o->kernel && !o->incoming &&
+	    !o->print_host_facts && !o->print_cpu_models)
 		return err_set(err, -EINVAL, "--kernel FILE is required");
 	return 0;
 }

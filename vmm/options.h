@@ -30,6 +30,10 @@ struct vmm_options {
 	char vm_option[40];		/* a VM-shaping option seen (vs --incoming) */
 	bool help;
 	bool version;
+	const char *cpu_model;		/* NULL: host-model */
+	const char *cpu_models_allowed;	/* comma list; NULL: all */
+	bool print_host_facts;
+	bool print_cpu_models;
 };
 
 #define VMM_DEFAULT_MEMORY	(256ULL << 20)

@@ -144,6 +144,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 			       "memory size %" PRIu64 " must be a multiple of 4 KiB and at least 64 MiB",
 			       cfg->mem_size);
 	ret = kvm_open(&vm->kvm, NULL, err);
+	if (!ret)
+		ret = vm_cpu_model_setup(vm, cfg->cpu_model, err);
 	if (ret)
 		return ret;
 	if ((int)cfg->nr_vcpus > vm->kvm.max_vcpus)

@@ -52,6 +52,7 @@ struct vm_config {
 	uint64_t mem_size;
 	unsigned nr_vcpus;
 	int serial_fd;			/* console output, -1 = discard */
+	const char *cpu_model;		/* NULL: host-model (docs/cpu-models.md) */
 };
 
 struct vm;
@@ -103,6 +104,7 @@ struct vm {
 	char kernel_path[4096];
 	char initrd_path[4096];
 	char cmdline[4096];
+	char cpu_model[64];		/* "host-model" or a named model */
 };
 
 /* Open KVM, allocate RAM, create devices and vCPUs. */
@@ -136,6 +138,9 @@ void vm_destroy(struct vm *vm);
 
 enum vm_state vm_get_state(struct vm *vm);
 const char *vm_state_name(enum vm_state s);
+
+/* cpu_model.c: check the model against this host, arm CPUID masking. */
+int vm_cpu_model_setup(struct vm *vm, const char *name, struct err *err);
 
 /* vcpu.c */
 int vcpu_init(struct vm *vm, struct vcpu *v, unsigned id, struct err *err);

@@ -92,6 +92,12 @@ static void fill_migration(struct api_migration_info *out)
 	out->xbzrle_bytes_saved = st.xbzrle_bytes_saved;
 	out->progress_pct = st.progress_pct;
 	str_copy(out->strategy, sizeof(out->strategy), st.strategy);
+	out->postcopy_requests = st.postcopy_requests;
+	out->postcopy_bg_pages = st.postcopy_bg_pages;
+	out->postcopy_pages_left = st.postcopy_pages_left;
+	out->postcopy_faults = st.postcopy_faults;
+	out->postcopy_fault_avg_us = st.postcopy_fault_avg_us;
+	out->postcopy_fault_max_us = st.postcopy_fault_max_us;
 	str_copy(out->plan, sizeof(out->plan), st.plan);
 	out->predicted_total_ms = st.predicted_total_ms;
 	out->predicted_downtime_ms = st.predicted_downtime_ms;
@@ -107,13 +113,11 @@ static void fill_migration(struct api_migration_info *out)
 static int migrate_plan_params(const struct api_migrate_params *p, struct mig_params *mp,
 			       struct err *err)
 {
-	static const char *const ok[] = { "auto", "precopy", "xbzrle", "auto-converge" };
+	static const char *const ok[] = { "auto", "precopy", "xbzrle", "auto-converge", "postcopy" };
 	bool found = !p->strategy[0];
 
 	for (size_t i = 0; i < ARRAY_SIZE(ok) && !found; i++)
 		found = !strcmp(p->strategy, ok[i]);
-	if (!found && !strcmp(p->strategy, "postcopy"))
-		return err_set(err, -EINVAL, "strategy postcopy is not available in this build");
 	if (!found)
 		return err_set(err, -EINVAL,
 			       "strategy must be auto, precopy, xbzrle, auto-converge or postcopy");
@@ -168,8 +172,13 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 		mp->timeout_action = MIG_TA_ABORT;
 	else if (!strcmp(p->timeout_action, "force"))
 		mp->timeout_action = MIG_TA_FORCE;
+	else if (!strcmp(p->timeout_action, "postcopy"))
+		mp->timeout_action = MIG_TA_POSTCOPY;
 	else
-		return err_set(err, -EINVAL, "timeout_action must be abort or force");
+		return err_set(err, -EINVAL, "timeout_action must be abort, force or postcopy");
+	mp->postcopy = p->postcopy || p->auto_postcopy ||
+		       mp->timeout_action == MIG_TA_POSTCOPY;
+	mp->auto_postcopy = p->auto_postcopy;
 	if (p->throttle_initial)
 		mp->throttle_initial = (uint32_t)p->throttle_initial;
 	if (p->throttle_increment)
@@ -296,7 +305,8 @@ static int start_migration(struct vm *vm, const struct api_migrate_params *p,
 		if (!mig_state_is_final(st.state))
 			return err_set(err, -EBUSY, "a migration to %s is already %s",
 				       ctl.uri, mig_state_name(st.state));
-		if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_UNCONFIRMED)
+		if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_UNCONFIRMED ||
+		    st.state == MIG_STATE_POSTCOPY_FAILED)
 			return err_set(err, -EBUSY, "the VM has been handed over (%s)",
 				       mig_state_name(st.state));
 		mig_source_free(ctl.mig);
@@ -328,6 +338,9 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 	else if (req->action == API_ACTION_MIGRATE_CANCEL)
 		ret = ctl.mig ? mig_source_cancel(ctl.mig, err) :
 		      err_set(err, -ENOENT, "no migration to cancel");
+	else if (req->action == API_ACTION_MIGRATE_POSTCOPY)
+		ret = ctl.mig ? mig_source_postcopy(ctl.mig, err) :
+		      err_set(err, -ENOENT, "no migration to switch to post-copy");
 	if (!ret)
 		fill_migration(&reply->migration);
 	if (!ret && ctl.completed_ns && !ctl.final_seen_ns)
@@ -364,6 +377,7 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	case API_ACTION_MIGRATE:
 	case API_ACTION_MIGRATE_STATUS:
 	case API_ACTION_MIGRATE_CANCEL:
+	case API_ACTION_MIGRATE_POSTCOPY:
 		return migration_action(vm, req, reply, err);
 	case API_ACTION_DIRTY_RATE:
 	case API_ACTION_DIRTY_RATE_STATUS:

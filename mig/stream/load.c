@@ -52,10 +52,17 @@ static const struct mig_rec_loader xbzrle_loader = {
 	"RAM_XBZRLE", 12 + MIG_PAGE_SIZE_MAX, false, mig_load_ram_xbzrle,
 };
 
+static const struct mig_rec_loader pc_loaders[] = {
+	{ "POSTCOPY_DISCARD", 16 + 8ULL * MIG_PC_DISCARD_WORDS_MAX, false, mig_load_pc_discard },
+	{ "POSTCOPY_LISTEN", 0, false, mig_load_pc_listen },
+};
+
 const struct mig_rec_loader *mig_rec_loader_find(uint16_t type)
 {
 	if (type == MIG_REC_RAM_XBZRLE)
 		return &xbzrle_loader;
+	if (type >= MIG_REC_PC_DISCARD && type <= MIG_REC_PC_LISTEN)
+		return &pc_loaders[type - MIG_REC_PC_DISCARD];
 	if (type >= MIG_REC_CORE_END || !rec_loaders[type].load)
 		return NULL;
 	return &rec_loaders[type];

@@ -38,6 +38,10 @@ const char *mig_rec_type_name(uint16_t type)
 		return rec_names[type];
 	if (type >= MIG_REC_XBZRLE_FIRST && type <= MIG_REC_XBZRLE_LAST)
 		return "XBZRLE(reserved)";
+	if (type == MIG_REC_PC_DISCARD)
+		return "POSTCOPY_DISCARD";
+	if (type == MIG_REC_PC_LISTEN)
+		return "POSTCOPY_LISTEN";
 	if (type >= MIG_REC_POSTCOPY_FIRST && type <= MIG_REC_POSTCOPY_LAST)
 		return "POSTCOPY(reserved)";
 	if (type >= MIG_REC_RP_FIRST && type <= MIG_REC_RP_LAST)

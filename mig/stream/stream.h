@@ -61,6 +61,7 @@
 #define MIG_PRODUCER_MAX	256u
 #define MIG_SKIP_MAX		(64u << 20)	/* unknown optional record */
 #define MIG_SECTIONS_MAX	4096u
+#define MIG_PC_DISCARD_WORDS_MAX 4096u	/* bitmap words per POSTCOPY_DISCARD */
 
 enum mig_arch {
 	MIG_ARCH_INVALID = 0,
@@ -95,7 +96,9 @@ enum mig_rec_type {
 	MIG_REC_XBZRLE_FIRST = 0x0100,	/* RAM_XBZRLE and friends */
 	MIG_REC_RAM_XBZRLE = 0x0100,	/* a page as a delta (needs MIG_FEAT_XBZRLE) */
 	MIG_REC_XBZRLE_LAST = 0x01ff,
-	MIG_REC_POSTCOPY_FIRST = 0x0200,/* ADVISE, DISCARD, LISTEN, PACKAGE.. */
+	MIG_REC_POSTCOPY_FIRST = 0x0200,/* post-copy (needs MIG_FEAT_POSTCOPY) */
+	MIG_REC_PC_DISCARD = 0x0200,	/* bitmap slice: pages to fetch on demand */
+	MIG_REC_PC_LISTEN = 0x0201,	/* state sent: take over with userfaultfd */
 	MIG_REC_POSTCOPY_LAST = 0x02ff,
 	MIG_REC_RP_FIRST = 0x0300,	/* return-path messages (own stream) */
 	MIG_REC_RP_LAST = 0x03ff,
@@ -291,6 +294,14 @@ int mig_stream_put_section_end(struct mig_stream *s, uint32_t section_id);
 int mig_stream_put_description(struct mig_stream *s, const char *json,
 			       size_t len);
 int mig_stream_put_eof(struct mig_stream *s);
+/* POSTCOPY_DISCARD: offset a multiple of 64 pages, 1..4096 words. */
+int mig_stream_put_pc_discard(struct mig_stream *s, uint32_t block,
+			      uint64_t offset, const uint64_t *words,
+			      uint32_t nwords);
+int mig_stream_put_pc_listen(struct mig_stream *s);
+/* The rules a POSTCOPY_DISCARD slice must follow (shared with the engine). */
+int mig_pc_discard_check(uint64_t block_size, uint32_t page_size, uint64_t offset,
+			 const uint64_t *words, uint32_t nwords, struct err *err);
 
 /* ---- Field tables (device state) -------------------------------------- */
 
@@ -462,6 +473,15 @@ struct mig_load_ops {
 	int (*on_description)(void *ctx, const char *json, size_t len,
 			      struct err *err);
 	int (*on_eof)(void *ctx, struct err *err);
+	/*
+	 * POSTCOPY_DISCARD (only with MIG_FEAT_POSTCOPY): pages of `blk` from
+	 * `offset` whose bit is set in words[0..nwords) are not valid here.
+	 */
+	int (*on_pc_discard)(void *ctx, const struct mig_ram_block *blk,
+			     uint64_t offset, const uint64_t *words,
+			     uint32_t nwords, struct err *err);
+	/* POSTCOPY_LISTEN: the state is complete; run with pages on demand. */
+	int (*on_pc_listen)(void *ctx, struct err *err);
 };
 
 struct mig_load_section;	/* private */
@@ -493,6 +513,7 @@ struct mig_loader {
 	void **ptrs;
 	/* Counters. */
 	uint64_t records, pages, zero_pages;
+	bool pc_listen;		/* POSTCOPY_LISTEN seen */
 };
 
 int mig_loader_init(struct mig_loader *l, struct mig_stream *in,

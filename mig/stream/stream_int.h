@@ -131,5 +131,7 @@ int mig_load_section_end(struct mig_loader *l, struct err *err);
 int mig_load_description(struct mig_loader *l, struct err *err);
 int mig_load_producer(struct mig_loader *l, struct err *err);
 int mig_load_eof(struct mig_loader *l, struct err *err);
+int mig_load_pc_discard(struct mig_loader *l, struct err *err);
+int mig_load_pc_listen(struct mig_loader *l, struct err *err);
 
 #endif

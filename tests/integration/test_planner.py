@@ -43,10 +43,10 @@ def dirty_rate_idle_vs_busy():
         n = len(busy.output())
         busy.wait_for(r"^TG STAT ", timeout=30, start=n)
         check_no_errors(busy.output(), "after dirty-rate")
-        # post-copy is not in this build: refused, nothing started
+        # an unknown strategy is refused, nothing started
         st, m = busy.call("POST", "/vm/migrate", {"uri": "tcp:127.0.0.1:1",
-                                                  "strategy": "postcopy"})
-        check(st == 400 and "postcopy" in m.get("error", ""), f"{st} {m}")
+                                                  "strategy": "fast"})
+        check(st == 400 and "strategy" in m.get("error", ""), f"{st} {m}")
 
 
 @tap.case()
@@ -63,6 +63,24 @@ def auto_strategy_on_a_capped_link_completes():
         check(m["plan"] == "auto-converge" and m["predicted_total_ms"] > 0, f"{m}")
         check("auto-converge" in m["strategy"] or "stop-and-copy" in m["strategy"], f"{m}")
         p.dst.wait_for(r"^TG STAT .*maxstall_all_us=\d+\n", timeout=30)
+        n = len(p.dst.output())
+        p.dst.wait_for(r"^TG STAT ", timeout=30, start=n)
+        check_no_errors(p.dst.output(), "destination")
+
+
+@tap.case()
+def auto_strategy_picks_postcopy_when_allowed_and_throttling_is_not():
+    """Post-copy allowed, auto-converge off: pre-copy cannot converge, so the
+    planner switches to post-copy after pass 1; every page verified there."""
+    with Pair(HOT, memory="256M") as p:
+        p.wait_ready()
+        r = p.migrate("--bandwidth", "20", "--postcopy", "--auto-converge", "off", timeout=300)
+        print("# " + r.stdout[-700:].replace("\n", "\n# "))
+        check(r.returncode == 0, f"migrate exit {r.returncode}: {r.stdout[-800:]}")
+        m = p.status()
+        check(m["plan"] == "postcopy" and m["throttle_pct"] == 0, f"{m}")
+        check(m["strategy"].startswith("post-copy: postcopy"), f"{m}")
+        p.dst.wait_for(r"^TG STAT .*maxstall_all_us=\d+\n", timeout=60)
         n = len(p.dst.output())
         p.dst.wait_for(r"^TG STAT ", timeout=30, start=n)
         check_no_errors(p.dst.output(), "destination")

@@ -7,7 +7,8 @@
  * accepts up to 8 blocks / 4 MiB of RAM, the test device's field table and
  * the iterative "iterdev" section. Invariants checked beyond ASan/UBSan:
  * success means the EOF record was seen, and failure comes with a message
- * and the same code in struct err.
+ * and the same code in struct err. A third load accepts the POSTCOPY
+ * feature, so POSTCOPY_DISCARD / POSTCOPY_LISTEN are decoded too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,48 @@
 #include "mig_test_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int fz_discard(void *ctx, const struct mig_ram_block *blk, uint64_t offset,
+		      const uint64_t *words, uint32_t nwords, struct err *err)
+{
+	uint64_t x = 0;
+
+	(void)ctx; (void)err;
+	for (uint32_t i = 0; i < nwords; i++)	/* every word must be readable */
+		x += words[i];
+	return offset < blk->size || x == 1 ? 0 : -1;
+}
+
+static int fz_listen(void *ctx, struct err *err)
+{
+	(void)ctx; (void)err;
+	return 0;
+}
+
+/* Post-copy records: the loader with the POSTCOPY feature accepted. */
+static void load_postcopy(const uint8_t *data, size_t size)
+{
+	struct mig_load_ops ops = fake_ops;
+	struct fake_target t;
+	struct mig_loader l;
+	struct mig_stream r;
+	struct err e = { 0 };
+	int rc;
+
+	ops.on_pc_discard = fz_discard;
+	ops.on_pc_listen = fz_listen;
+	fake_init(&t, 0);
+	mig_stream_init_mem_reader(&r, data, size);
+	mig_loader_init(&l, &r, &ops, &t);
+	l.features_ok = MIG_FEAT_POSTCOPY;
+	rc = mig_loader_header(&l, &e);
+	while (!rc)
+		rc = mig_loader_step(&l, &e);
+	mig_loader_fini(&l);
+	if (rc < 0 && (e.code != rc || !e.msg[0]))
+		abort();
+	fake_fini(&t);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,5 +76,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		fake_fini(&t);
 	}
+	load_postcopy(data, size);
 	return 0;
 }

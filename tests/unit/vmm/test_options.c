@@ -1,4 +1,5 @@
 /* test_options.c - tern-vmm command-line parsing. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,10 +131,31 @@ static void test_help_version(void **state)
 	assert_non_null(strstr(vmm_usage, "--kernel"));
 }
 
+static void test_cpu_model(void **state)
+{
+	char **a = ARGV("--kernel", "k", "--cpu-model", "x86-64-v2", "--cpu-models-allowed=x86-64-v2,host-model");
+	char **b = ARGV("--kernel", "k", "--cpu-model", "i486");
+	char **c = ARGV("--incoming", "tcp:127.0.0.1:1", "--cpu-model", "x86-64-v2");
+	char **d = ARGV("--print-host-facts");
+	struct vmm_options o;
+	struct err e;
+
+	assert_int_equal(parse(6, a, &o, &e), 0);
+	assert_string_equal(o.cpu_model, "x86-64-v2");
+	assert_string_equal(o.cpu_models_allowed, "x86-64-v2,host-model");
+	assert_int_equal(parse(5, b, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "unknown model 'i486'"));
+	assert_int_equal(parse(5, c, &o, &e), -EINVAL);	/* the stream brings it */
+	assert_non_null(strstr(e.msg, "--cpu-model"));
+	assert_int_equal(parse(2, d, &o, &e), 0);		/* no --kernel needed */
+	assert_true(o.print_host_facts);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_cpu_model),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_memory_sizes),
 		cmocka_unit_test(test_vcpus_range),
