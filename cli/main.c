@@ -78,7 +78,7 @@ static void cli_help(FILE *f)
 	      "  --xbzrle                    re-send dirty pages as XBZRLE deltas\n"
 	      "  --xbzrle-cache MIB          cache of sent pages for XBZRLE (default 64)\n"
 	      "  --strategy S                auto|precopy|xbzrle|auto-converge|postcopy (default auto:\n"
-	      "                              the planner picks, post-copy only with --postcopy)\n"
+	      "                              the planner picks; post-copy only with --auto-postcopy)\n"
 	      "  --downtime-max-ms N         on stalls relax the downtime limit up to N (default: never)\n"
 	      "  --downtime-steps N          ... in N steps (default 4)\n"
 	      "  --probe-ms N                auto: measure the dirty rate N ms first (default 400)\n"

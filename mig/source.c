@@ -181,8 +181,10 @@ static void publish_plan(struct mig_source *m)
 }
 
 /*
- * The post-copy hook: the planner may choose post-copy when this migration
- * allows it (p.postcopy, which also puts the feature in the header).
+ * The post-copy hook: the migration allows post-copy (p.postcopy, which
+ * also puts the feature in the header). The planner may choose it only when
+ * it may also switch by itself (auto_postcopy, or strategy postcopy);
+ * with postcopy alone the switch stays the user's (POST /vm/migration/postcopy).
  */
 static bool source_postcopy_available(struct mig_source *m)
 {
@@ -214,7 +216,7 @@ static unsigned source_plan_available(struct mig_source *m)
 		a |= PLAN_BIT(PLAN_XBZRLE);
 	if (m->p.auto_converge != MIG_AC_OFF)
 		a |= PLAN_BIT(PLAN_AUTO_CONVERGE);
-	if (source_postcopy_available(m))
+	if (source_postcopy_available(m) && m->p.auto_postcopy)
 		a |= PLAN_BIT(PLAN_POSTCOPY);
 	return a;
 }
