@@ -81,8 +81,8 @@ static void cli_help(FILE *f)
 	      "                              the planner picks; post-copy only with --auto-postcopy)\n"
 	      "  --downtime-max-ms N         on stalls relax the downtime limit up to N (default: never)\n"
 	      "  --downtime-steps N          ... in N steps (default 4)\n"
-	      "  --probe-ms N                auto: measure the dirty rate N ms first (default 400)\n"
-	      "  --no-probe                  auto: no dirty-rate probe\n", f);
+	      "  --probe-ms N                measure the dirty rate up to N ms first (default 400)\n"
+	      "  --no-probe                  no dirty-rate probe\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
 	      "  --json         print the API's JSON reply instead of text\n"

@@ -9,7 +9,8 @@
  * rate a pre-copy pass of about that length sees. The working set is the
  * union over all windows. Logging is switched off again at the end.
  *
- * mig_dirty_rate_measure() blocks (the source uses it as a short probe);
+ * mig_dirty_rate_measure() blocks (the source uses it as a short probe,
+ * which ends after the first window if the guest is quiet);
  * the mig_dirty_job_*() calls run it on a thread for the API.
  */
 #include <errno.h>
@@ -117,7 +118,8 @@ static int window(struct dirty_maps *d, struct vm *vm, uint64_t ms, uint64_t *ra
 }
 
 int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
-			   atomic_bool *cancel, struct mig_dirty_rate *out, struct err *err)
+			   uint64_t quiet_bytes, atomic_bool *cancel, struct mig_dirty_rate *out,
+			   struct err *err)
 {
 	uint64_t t0 = time_now_ns(), sum = 0, rate = 0;
 	struct dirty_maps d;
@@ -139,6 +141,9 @@ int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
 		out->windows++;
 		if (rate > out->peak_rate)
 			out->peak_rate = rate;
+		/* a quiet guest: one window says enough */
+		if (rate * window_ms / 1000 < quiet_bytes)
+			break;
 	}
 	vm_dirty_log_stop(vm);
 	out->rate = out->windows ? sum / out->windows : 0;
@@ -172,7 +177,7 @@ static void *job_thread(void *arg)
 	int ret;
 
 	pthread_setname_np(pthread_self(), "mig-dirtyrate");
-	ret = mig_dirty_rate_measure(j->vm, j->total_ms, j->window_ms, &j->cancel, &r, &err);
+	ret = mig_dirty_rate_measure(j->vm, j->total_ms, j->window_ms, 0, &j->cancel, &r, &err);
 	pthread_mutex_lock(&j->lock);
 	j->res = r;
 	j->state = ret ? MIG_DIRTY_FAILED : MIG_DIRTY_DONE;

@@ -165,7 +165,8 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 /*
  * Dirty-rate measurement of a running VM without migrating (dirtyrate.c):
  * dirty logging on for total_ms, cut into windows of window_ms; off again
- * at the end. Not while a migration runs (the caller checks).
+ * at the end, or after a window that dirtied less than quiet_bytes (0:
+ * never). Not while a migration runs (the caller checks).
  */
 struct mig_dirty_rate {
 	uint64_t rate;			/* bytes/s, mean over the windows */
@@ -184,7 +185,8 @@ enum mig_dirty_state {
 };
 
 int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
-			   atomic_bool *cancel, struct mig_dirty_rate *out, struct err *err);
+			   uint64_t quiet_bytes, atomic_bool *cancel, struct mig_dirty_rate *out,
+			   struct err *err);
 
 struct mig_dirty_job;
 

@@ -222,18 +222,33 @@ static unsigned source_plan_available(struct mig_source *m)
 }
 
 /*
- * Plan before pass 1. In auto mode without a hint, a short dirty-rate
- * probe (p.probe_ms) gives the planner the rate and working set first.
+ * Plan before pass 1. Without a hint, a short dirty-rate probe (p.probe_ms
+ * in 25 ms windows) gives the planner the rate and working set first; a
+ * guest that dirtied under 256 KiB in the first window is quiet, and the
+ * probe ends there (an idle guest's migration pays ~25 ms for it).
  */
+#define PROBE_WINDOW_MS		25
+#define PROBE_QUIET_BYTES	(256 << 10)
+
+/* At most p.probe_ms, and at most 1/8 of what pass 1 should take (>= 50 ms). */
+static uint64_t probe_ms(const struct mig_source *m)
+{
+	uint64_t bw = m->p.bandwidth ? m->p.bandwidth : ASSUMED_BANDWIDTH;
+	uint64_t ms = m->vm->mem.size * 1000 / bw / 8;
+
+	if (ms < 50)
+		ms = 50;
+	return ms < m->p.probe_ms ? ms : m->p.probe_ms;
+}
 static int source_plan_start(struct mig_source *m, struct err *err)
 {
 	struct mig_dirty_rate r = { .rate = m->p.dirty_rate_hint, .wss_bytes = m->p.wss_hint };
 	unsigned avail = source_plan_available(m);
 	int ret;
 
-	if (avail != PLAN_BIT(PLAN_PRECOPY) && avail & PLAN_BIT(PLAN_PRECOPY) &&
-	    !r.rate && m->p.probe_ms) {
-		ret = mig_dirty_rate_measure(m->vm, m->p.probe_ms, 100, &m->cancel, &r, err);
+	if (!r.rate && m->p.probe_ms) {
+		ret = mig_dirty_rate_measure(m->vm, probe_ms(m), PROBE_WINDOW_MS, PROBE_QUIET_BYTES,
+					     &m->cancel, &r, err);
 		if (ret)
 			return ret;
 		log_info("mig", "probe: dirty rate %llu MiB/s, working set %llu MiB",
