@@ -26,6 +26,8 @@ enum api_action {
 	API_ACTION_MIGRATE_STATUS,	/* GET  /vm/migration */
 	API_ACTION_MIGRATE_CANCEL,	/* POST /vm/migration/cancel */
 	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
+	API_ACTION_MIGRATE_RECOVER,	/* POST /vm/migration/recover */
+	API_ACTION_MIGRATE_ABANDON,	/* POST /vm/migration/abandon */
 	API_ACTION_DIRTY_RATE,		/* POST /vm/dirty-rate */
 	API_ACTION_DIRTY_RATE_STATUS,	/* GET  /vm/dirty-rate */
 };
@@ -44,6 +46,8 @@ struct api_migrate_params {
 	char timeout_action[10];	/* "abort" (default), "force", "postcopy" */
 	bool xbzrle;			/* re-send dirty pages as XBZRLE deltas */
 	uint64_t xbzrle_cache_mib;	/* 0: default (64) */
+	uint64_t keepalive_interval_s;	/* 0: default (5) */
+	uint64_t keepalive_count;	/* 0: default (5) */
 	bool postcopy;			/* allow a switch to post-copy */
 	bool auto_postcopy;		/* switch when passes stop converging */
 	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
@@ -51,6 +55,10 @@ struct api_migrate_params {
 	uint64_t downtime_steps;	/* 0: default (4) */
 	uint64_t probe_ms;		/* auto: dirty-rate probe first; 0: default (400) */
 	bool no_probe;			/* auto: skip the probe */
+	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "": the host in the URI */
+	bool resume_source;		/* abandon: run the VM here again */
 };
 
 /* POST /vm/dirty-rate {"seconds": N} */
@@ -124,6 +132,8 @@ struct api_migration_info {
 	uint64_t dirty_rate_smoothed_bps;
 	uint64_t working_set_bytes;	/* estimate */
 	uint64_t downtime_limit_initial_ms;	/* before relaxing */
+	uint64_t postcopy_recoveries;	/* times a broken post-copy was recovered */
+	uint64_t postcopy_fault_p50_us;	/* median fault latency (destination's) */
 };
 
 /* GET/POST /vm/dirty-rate */

@@ -53,10 +53,20 @@ static size_t api_client_write(char *ptr, size_t size, size_t nmemb,
 }
 
 /* Method and path end up in the request line: keep them to plain tokens. */
+static bool api_client_is_url(const char *target)
+{
+	return target && !strncmp(target, "http://", 7);
+}
+
 static int api_client_check(const char *sock_path, const char *method,
 			    const char *path, struct err *err)
 {
-	if (!sock_path || !*sock_path ||
+	if (api_client_is_url(sock_path)) {
+		if (strlen(sock_path) > 256 || strpbrk(sock_path + 7, "/?# \"\r\n"))
+			return err_set(err, -EINVAL,
+				       "bad server URL (want http://HOST:PORT): %.64s",
+				       sock_path);
+	} else if (!sock_path || !*sock_path ||
 	    strlen(sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return err_set(err, -ENAMETOOLONG,
 			       "API socket path is empty or too long");
@@ -82,6 +92,10 @@ static int api_client_error(CURL *curl, CURLcode rc, const char *sock_path,
 		curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
 		if (!os_errno)
 			os_errno = ECONNREFUSED;
+		if (api_client_is_url(sock_path))
+			return err_set(err, -(int)os_errno,
+				       "cannot connect to %s: %s", sock_path,
+				       strerror((int)os_errno));
 		return err_set(err, -(int)os_errno,
 			       "cannot connect to %s: %s \xe2\x80\x94 is tern-vmm running with --api %s?",
 			       sock_path, strerror((int)os_errno), sock_path);
@@ -112,7 +126,8 @@ static int api_client_setup(CURL *curl, const char *sock_path,
 	CURLcode rc = CURLE_OK;
 
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(curl, opt, val); } while (0)
-	SET(CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	if (!api_client_is_url(sock_path))
+		SET(CURLOPT_UNIX_SOCKET_PATH, sock_path);
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_PROXY, "");
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -135,11 +150,22 @@ static int api_client_setup(CURL *curl, const char *sock_path,
 	return rc == CURLE_OK ? 0 : -EINVAL;
 }
 
-/* No "Expect: 100-continue" round trip; JSON bodies are labelled. */
-static struct curl_slist *api_client_headers(bool json_body)
+/*
+ * No "Expect: 100-continue" round trip; JSON bodies are labelled; a token
+ * goes as "Authorization: Bearer TOKEN".
+ */
+static struct curl_slist *api_client_headers(bool json_body, const char *token)
 {
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:"), *h;
+	char auth[320];
 
+	if (hdrs && token && *token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h = curl_slist_append(hdrs, auth);
+		if (!h)
+			curl_slist_free_all(hdrs);
+		hdrs = h;
+	}
 	if (!hdrs || !json_body)
 		return hdrs;
 	h = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -151,6 +177,14 @@ static struct curl_slist *api_client_headers(bool json_body)
 int api_client_call(const char *sock_path, const char *method,
 		    const char *path, const char *body, long *http_status,
 		    char **resp_body, struct err *err)
+{
+	return api_client_request(sock_path, NULL, method, path, body,
+				  http_status, resp_body, err);
+}
+
+int api_client_request(const char *sock_path, const char *token,
+		       const char *method, const char *path, const char *body,
+		       long *http_status, char **resp_body, struct err *err)
 {
 	struct api_client_buf b = { 0 };
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -166,7 +200,11 @@ int api_client_call(const char *sock_path, const char *method,
 	ret = api_client_check(sock_path, method, path, err);
 	if (ret)
 		return ret;
-	if (snprintf(url, sizeof(url), "http://localhost%s", path) >=
+	if (token && (strlen(token) > 256 || strpbrk(token, " \r\n")))
+		return err_set(err, -EINVAL, "bad API token");
+	if (snprintf(url, sizeof(url), "%s%s",
+		     api_client_is_url(sock_path) ? sock_path : "http://localhost",
+		     path) >=
 	    (int)sizeof(url))
 		return err_set(err, -ENAMETOOLONG, "API path too long");
 	pthread_once(&api_client_once, api_client_global_init);
@@ -175,7 +213,7 @@ int api_client_call(const char *sock_path, const char *method,
 	curl = curl_easy_init();
 	if (!curl)
 		return err_set(err, -ENOMEM, "libcurl: out of memory");
-	hdrs = api_client_headers(body != NULL);
+	hdrs = api_client_headers(body != NULL, token);
 	if (!hdrs) {
 		ret = err_set(err, -ENOMEM, "libcurl: out of memory");
 		goto out;

@@ -27,4 +27,13 @@ int api_client_call(const char *sock_path, const char *method,
 		    const char *path, const char *body, long *http_status,
 		    char **resp_body, struct err *err);
 
+/*
+ * The same for a server given as a unix socket path or as a URL
+ * "http://HOST:PORT" (TCP), with an optional bearer `token` (NULL = none)
+ * sent as "Authorization: Bearer TOKEN". Used for the host daemon's API.
+ */
+int api_client_request(const char *target, const char *token,
+		       const char *method, const char *path, const char *body,
+		       long *http_status, char **resp_body, struct err *err);
+
 #endif

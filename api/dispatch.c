@@ -154,6 +154,10 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 				    json_integer(api_json_u64(m->postcopy_fault_avg_us)));
 		json_object_set_new(o, "postcopy_fault_max_us",
 				    json_integer(api_json_u64(m->postcopy_fault_max_us)));
+		json_object_set_new(o, "postcopy_fault_p50_us",
+				    json_integer(api_json_u64(m->postcopy_fault_p50_us)));
+		json_object_set_new(o, "postcopy_recoveries",
+				    json_integer(api_json_u64(m->postcopy_recoveries)));
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
 	}
@@ -206,7 +210,9 @@ static char *api_reply_json(const struct api_request *req,
 	} else if (req->action == API_ACTION_MIGRATE ||
 		   req->action == API_ACTION_MIGRATE_STATUS ||
 		   req->action == API_ACTION_MIGRATE_CANCEL ||
-		   req->action == API_ACTION_MIGRATE_POSTCOPY) {
+		   req->action == API_ACTION_MIGRATE_POSTCOPY ||
+		   req->action == API_ACTION_MIGRATE_RECOVER ||
+		   req->action == API_ACTION_MIGRATE_ABANDON) {
 		o = api_migration_json(&reply->migration);
 	} else if (req->action == API_ACTION_DIRTY_RATE ||
 		   req->action == API_ACTION_DIRTY_RATE_STATUS) {

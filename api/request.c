@@ -39,6 +39,10 @@ static const struct api_field api_migrate_fields[] = {
 	{ "xbzrle", API_FIELD_BOOL, offsetof(struct api_request, migrate.xbzrle), 0, 0, 0, false },
 	{ "xbzrle_cache_mib", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.xbzrle_cache_mib), 0, 1, 65536, false },
+	{ "keepalive_interval_s", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.keepalive_interval_s), 0, 1, 3600, false },
+	{ "keepalive_count", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.keepalive_count), 0, 1, 100, false },
 	{ "postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.postcopy), 0, 0, 0, false },
 	{ "auto_postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.auto_postcopy),
 	  0, 0, 0, false },
@@ -51,6 +55,23 @@ static const struct api_field api_migrate_fields[] = {
 	{ "probe_ms", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.probe_ms), 0, 1, 60000, false },
 	{ "no_probe", API_FIELD_BOOL, offsetof(struct api_request, migrate.no_probe), 0, 0, 0, false },
+	{ "tls", API_FIELD_STRING, offsetof(struct api_request, migrate.tls),
+	  sizeof(((struct api_migrate_params *)0)->tls), 0, 0, false },
+	{ "tls_hostname", API_FIELD_STRING, offsetof(struct api_request, migrate.tls_hostname),
+	  sizeof(((struct api_migrate_params *)0)->tls_hostname), 0, 0, false },
+	API_FIELD_END,
+};
+
+/* POST /vm/migration/recover {"uri": optional, default the migration's} */
+static const struct api_field api_recover_fields[] = {
+	{ "uri", API_FIELD_STRING, offsetof(struct api_request, migrate.uri),
+	  sizeof(((struct api_migrate_params *)0)->uri), 0, 0, false },
+	API_FIELD_END,
+};
+
+static const struct api_field api_abandon_fields[] = {
+	{ "resume_source", API_FIELD_BOOL, offsetof(struct api_request, migrate.resume_source),
+	  0, 0, 0, false },
 	API_FIELD_END,
 };
 
@@ -72,6 +93,10 @@ static const struct api_route api_routes[] = {
 	  API_BODY_OPTIONAL, NULL },
 	{ "POST", "/vm/migration/postcopy", API_ACTION_MIGRATE_POSTCOPY,
 	  API_BODY_OPTIONAL, NULL },
+	{ "POST", "/vm/migration/recover", API_ACTION_MIGRATE_RECOVER,
+	  API_BODY_OPTIONAL, api_recover_fields },
+	{ "POST", "/vm/migration/abandon", API_ACTION_MIGRATE_ABANDON,
+	  API_BODY_OPTIONAL, api_abandon_fields },
 	{ "POST", "/vm/dirty-rate", API_ACTION_DIRTY_RATE, API_BODY_OPTIONAL,
 	  api_dirty_rate_fields },
 	{ "GET",  "/vm/dirty-rate", API_ACTION_DIRTY_RATE_STATUS, API_BODY_NONE, NULL },
@@ -99,6 +124,8 @@ const char *api_action_name(enum api_action a)
 	case API_ACTION_MIGRATE_STATUS:	return "migrate-status";
 	case API_ACTION_MIGRATE_CANCEL:	return "migrate-cancel";
 	case API_ACTION_MIGRATE_POSTCOPY: return "migrate-postcopy";
+	case API_ACTION_MIGRATE_RECOVER: return "migrate-recover";
+	case API_ACTION_MIGRATE_ABANDON: return "migrate-abandon";
 	case API_ACTION_DIRTY_RATE:	return "dirty-rate";
 	case API_ACTION_DIRTY_RATE_STATUS: return "dirty-rate-status";
 	case API_ACTION_INVALID:	break;

@@ -26,7 +26,10 @@ as "did not converge in N s". One table per run, then medians; all runs go
 to bench/results/migrate-<time>.json, console logs to bench/results/logs-<time>/.
 
   bench/migrate.py [--repeat N] [--scenario NAME ...] [--tools tern,qemu]
-                   [--timeout S] [--build DIR]
+                   [--timeout S] [--build DIR] [--tls]
+
+--tls adds tern-tls and qemu-tls runs: the same migration over TLS 1.3 with
+both sides authenticated, certificates made by `tern pki` (see make_pki).
 """
 import argparse
 import json
@@ -154,11 +157,14 @@ class Run:
 class TernRun(Run):
     tool = "tern"
 
+    def vmm_extra(self):
+        return []
+
     def start(self):
         vmm = os.path.join(self.args.build, "vmm", "tern-vmm")
         self.src_api, self.dst_api = self.path("src.sock"), self.path("dst.sock")
         self.dst = Console([vmm, "--incoming", self.uri, "--serial", "stdio",
-                            "--api", self.dst_api],
+                            "--api", self.dst_api] + self.vmm_extra(),
                            self.path("dst.log"), self.path("dst.err"))
         deadline = time.monotonic() + 20
         while "waiting for an incoming" not in self.dst.stderr():
@@ -167,7 +173,7 @@ class TernRun(Run):
             time.sleep(0.02)
         self.src = Console([vmm, "--kernel", self.guest, "--memory", self.memory,
                             "--vcpus", "1", "--serial", "stdio", "--api", self.src_api,
-                            "--cmdline", self.cmdline],
+                            "--cmdline", self.cmdline] + self.vmm_extra(),
                            self.path("src.log"), self.path("src.err"))
         wait_path(self.src_api, self.src.proc)
 
@@ -254,7 +260,60 @@ class QemuRun(Run):
         super().stop()
 
 
-TOOLS = {"tern": TernRun, "qemu": QemuRun}
+class TernTlsRun(TernRun):
+    """tern over TLS 1.3 (both sides authenticated), certificates from
+    `tern pki` in args.pki."""
+    tool = "tern-tls"
+
+    def vmm_extra(self):
+        d = self.args.pki
+        return ["--tls-cert", f"{d}/server-cert.pem", "--tls-key", f"{d}/server-key.pem",
+                "--tls-ca", f"{d}/ca-cert.pem"]
+
+
+class QemuTlsRun(QemuRun):
+    """QEMU's TLS migration: tls-creds-x509 objects (endpoint=server on the
+    destination, client on the source, verify-peer on) over the same files."""
+    tool = "qemu-tls"
+
+    def creds(self, endpoint):
+        return ["-object", f"tls-creds-x509,id=tls0,endpoint={endpoint},"
+                f"dir={self.args.pki},verify-peer=on"]
+
+    def start(self):
+        self.dst = Console(self.qemu_cmd(self.path("dst.qmp")) + self.creds("server") +
+                           ["-incoming", "defer"], self.path("dst.log"), self.path("dst.err"))
+        self.dst_qmp = Qmp(self.path("dst.qmp"), self.dst.proc)
+        self.dst_qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0"})
+        self.dst_qmp.cmd("migrate-incoming", uri=self.uri)
+        self.src = Console(self.qemu_cmd(self.path("src.qmp")) + self.creds("client"),
+                           self.path("src.log"), self.path("src.err"))
+        self.qmp = Qmp(self.path("src.qmp"), self.src.proc)
+
+    def migrate(self):
+        self.qmp.cmd("migrate-set-parameters", **{"tls-creds": "tls0",
+                                                   "tls-hostname": "127.0.0.1"})
+        return super().migrate()
+
+
+def make_pki(args):
+    """One CA and one host certificate (127.0.0.1) named as QEMU wants them:
+    ca-cert.pem, server-cert.pem/-key.pem, client-cert.pem/-key.pem."""
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tern-bench-pki-")
+    tern = os.path.join(args.build, "cli", "tern")
+    subprocess.run([tern, "pki", "init", "--dir", d], check=True, capture_output=True)
+    subprocess.run([tern, "pki", "issue", "host", "--ip", "127.0.0.1", "--dir", d],
+                   check=True, capture_output=True)
+    os.rename(f"{d}/ca.pem", f"{d}/ca-cert.pem")
+    for role in ("server", "client"):
+        shutil.copy(f"{d}/host.pem", f"{d}/{role}-cert.pem")
+        shutil.copy(f"{d}/host-key.pem", f"{d}/{role}-key.pem")
+    return d
+
+
+TOOLS = {"tern": TernRun, "qemu": QemuRun, "tern-tls": TernTlsRun, "qemu-tls": QemuTlsRun}
 
 
 def fmt(v, spec=".0f", none="-"):
@@ -348,6 +407,8 @@ def main():
                     help="seconds before a migration is cancelled (default 30)")
     ap.add_argument("--build", default=default_build())
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--tls", action="store_true",
+                    help="also run each tool over TLS (tern-tls, qemu-tls)")
     args = ap.parse_args()
 
     scens = [s for s in SCENARIOS + EXTRA
@@ -355,9 +416,12 @@ def main():
     if args.scenario and len(scens) != len(set(args.scenario)):
         ap.error(f"unknown scenario; known: {', '.join(s[0] for s in SCENARIOS + EXTRA)}")
     tools = args.tools.split(",")
+    if args.tls:
+        tools = [x for t in tools for x in (t, t + "-tls") if x in TOOLS]
     if any(t not in TOOLS for t in tools):
-        ap.error("--tools takes tern and/or qemu")
-    if "qemu" in tools and not shutil.which(QEMU):
+        ap.error("--tools takes tern, qemu, tern-tls, qemu-tls")
+    args.pki = make_pki(args) if any(t.endswith("-tls") for t in tools) else None
+    if any(t.startswith("qemu") for t in tools) and not shutil.which(QEMU):
         ap.error(f"{QEMU} not found")
     if not os.path.exists("/dev/kvm"):
         print("migrate.py: /dev/kvm is missing", file=sys.stderr)
@@ -396,6 +460,8 @@ def main():
                    "report_ms": REPORT_MS, "downtime_limit_ms": DOWNTIME_MS,
                    "runs": runs, "summary": summary}, f, indent=1)
     print(f"\nresults: {path}\nconsole logs: {logdir}")
+    if args.pki:
+        shutil.rmtree(args.pki, ignore_errors=True)
     return 0
 
 

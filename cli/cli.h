@@ -22,6 +22,9 @@ struct cli_ctx {
 	const char *vmm;	/* --vmm PATH: tern-vmm's API socket */
 	bool json;		/* --json: print the raw API reply */
 	const char *cmd;	/* the command being run, for messages */
+	const char *host;	/* --host URL|SOCKET: a ternd (TERN_HOST) */
+	const char *token;	/* --token TOKEN (TERN_TOKEN) */
+	bool quiet;		/* cli_host_call prints no error */
 };
 
 struct cli_cmd {
@@ -34,6 +37,10 @@ struct cli_cmd {
 /* Command groups, one file each. */
 extern const struct cli_cmd cli_vmm_cmds[];
 extern const struct cli_cmd cli_migrate_cmds[];
+extern const struct cli_cmd cli_ternd_cmds[];	/* vm, host, events */
+int cli_cmd_host(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_events(struct cli_ctx *ctx, int argc, char **argv);
+extern const struct cli_cmd cli_pki_cmds[];
 extern const struct cli_cmd cli_dirtyrate_cmds[];
 
 /* "tern: <message>" on stderr. Returns CLI_EXIT_FAIL. */
@@ -65,5 +72,14 @@ int cli_common_option(struct cli_ctx *ctx, int argc, char **argv, int *i);
  */
 int cli_vmm_call(struct cli_ctx *ctx, const char *method, const char *path,
 		 const char *body, json_t **reply);
+
+/*
+ * Call a ternd's API (--host, else $TERN_HOST, else /run/tern/ternd.sock)
+ * with --token / $TERN_TOKEN. Like cli_vmm_call; on failure also prints
+ * the field errors or check failures the server listed. *reply is set
+ * whenever the server sent a JSON object (caller decrefs).
+ */
+int cli_host_call(struct cli_ctx *ctx, const char *method, const char *path,
+		  const char *body, json_t **reply);
 
 #endif

@@ -44,10 +44,12 @@ static bool final_state(const char *s)
 static void print_postcopy(const json_t *o, bool tty)
 {
 	printf("%s  post-copy: %" PRIu64 " pages left, %" PRIu64 " requested, %" PRIu64
-	       " pushed, faults %" PRIu64 ", fault latency avg %" PRIu64 " us max %" PRIu64 " us%s",
+	       " pushed, faults %" PRIu64 ", fault latency avg %" PRIu64 " us median %" PRIu64
+	       " us max %" PRIu64 " us, recoveries %" PRIu64 "%s",
 	       tty ? "\r" : "", jget(o, "postcopy_pages_left"), jget(o, "postcopy_requests"),
 	       jget(o, "postcopy_bg_pages"), jget(o, "postcopy_faults"),
-	       jget(o, "postcopy_fault_avg_us"), jget(o, "postcopy_fault_max_us"),
+	       jget(o, "postcopy_fault_avg_us"), jget(o, "postcopy_fault_p50_us"),
+	       jget(o, "postcopy_fault_max_us"), jget(o, "postcopy_recoveries"),
 	       tty ? "  " : "\n");
 }
 
@@ -172,6 +174,8 @@ static const struct {
 	{ "--completion-timeout", "completion_timeout_per_gib", 1, 1000000 },
 	{ "--progress-timeout", "progress_timeout_s", 1, 1000000 },
 	{ "--xbzrle-cache", "xbzrle_cache_mib", 1, 65536 },
+	{ "--keepalive-interval", "keepalive_interval_s", 1, 3600 },
+	{ "--keepalive-count", "keepalive_count", 1, 100 },
 	{ "--downtime-max-ms", "downtime_max_ms", 1, 600000 },
 	{ "--downtime-steps", "downtime_steps", 1, 100 },
 	{ "--probe-ms", "probe_ms", 1, 60000 },
@@ -183,6 +187,7 @@ static const struct {
 } word_opts[] = {
 	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
 	{ "--timeout-action", "timeout_action", { "abort", "force", "postcopy", NULL } },
+	{ "--tls", "tls", { "on", "off", NULL } },
 	{ "--strategy", "strategy", { "auto", "precopy", "xbzrle", "auto-converge", "postcopy", NULL } },
 };
 
@@ -251,6 +256,8 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			json_object_set_new(body, "postcopy", json_true());
 		else if (!strcmp(argv[i], "--auto-postcopy"))
 			json_object_set_new(body, "auto_postcopy", json_true());
+		else if (!strcmp(argv[i], "--tls-hostname") && i + 1 < argc)
+			json_object_set_new(body, "tls_hostname", json_string(argv[++i]));
 		else if (!strcmp(argv[i], "--no-probe"))
 			json_object_set_new(body, "no_probe", json_true());
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
@@ -333,6 +340,62 @@ static int cli_cmd_migrate_postcopy(struct cli_ctx *ctx, int argc, char **argv)
 	return status;
 }
 
+/* migrate-recover [tcp:H:P]: reconnect a paused post-copy. */
+static int cli_cmd_migrate_recover(struct cli_ctx *ctx, int argc, char **argv)
+{
+	json_t *body = json_object(), *o = NULL;
+	int status = CLI_EXIT_OK;
+	char *b;
+
+	for (int i = 1; i < argc && status == CLI_EXIT_OK; i++) {
+		int r = cli_common_option(ctx, argc, argv, &i);
+
+		if (r > 0)
+			status = r;
+		else if (r < 0 && argv[i][0] != '-' && !json_object_get(body, "uri"))
+			json_object_set_new(body, "uri", json_string(argv[i]));
+		else if (r < 0)
+			status = cli_usage_error("migrate-recover: unexpected argument '%s'", argv[i]);
+	}
+	b = status == CLI_EXIT_OK ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (status != CLI_EXIT_OK)
+		return status;
+	status = cli_vmm_call(ctx, "POST", "/vm/migration/recover", b, &o);
+	free(b);
+	if (status == CLI_EXIT_OK && !ctx->json)
+		printf("post-copy recovered (state: %s)\n", jstr(o, "state"));
+	json_decref(o);
+	return status;
+}
+
+/* migrate-abandon --resume-source: the destination is dead; run here. */
+static int cli_cmd_migrate_abandon(struct cli_ctx *ctx, int argc, char **argv)
+{
+	bool resume = false;
+	int status = CLI_EXIT_OK;
+	json_t *o = NULL;
+
+	for (int i = 1; i < argc && status == CLI_EXIT_OK; i++) {
+		int r = cli_common_option(ctx, argc, argv, &i);
+
+		if (r > 0)
+			status = r;
+		else if (r < 0 && !strcmp(argv[i], "--resume-source"))
+			resume = true;
+		else if (r < 0)
+			status = cli_usage_error("migrate-abandon: unexpected argument '%s'", argv[i]);
+	}
+	if (status != CLI_EXIT_OK)
+		return status;
+	status = cli_vmm_call(ctx, "POST", "/vm/migration/abandon",
+			      resume ? "{\"resume_source\":true}" : NULL, &o);
+	if (status == CLI_EXIT_OK && !ctx->json)
+		printf("post-copy abandoned%s\n", resume ? "; the VM runs here again" : "");
+	json_decref(o);
+	return status;
+}
+
 const struct cli_cmd cli_migrate_cmds[] = {
 	{ "migrate", "URI [OPTIONS]",
 	  "live-migrate the VM to a tern-vmm --incoming URI", cli_cmd_migrate },
@@ -342,5 +405,11 @@ const struct cli_cmd cli_migrate_cmds[] = {
 	  cli_cmd_migrate_cancel },
 	{ "migrate-postcopy", "", "switch the migration to post-copy at the end of this pass",
 	  cli_cmd_migrate_postcopy },
+	{ "migrate-recover", "[tcp:HOST:PORT]",
+	  "post-copy paused: reconnect to the destination (default: the migration's URI)",
+	  cli_cmd_migrate_recover },
+	{ "migrate-abandon", "[--resume-source]",
+	  "post-copy paused and the destination is dead: give it up (--resume-source: run here)",
+	  cli_cmd_migrate_abandon },
 	{ NULL },
 };

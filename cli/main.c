@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pki.h"
 #include "util.h"
 
 #ifndef TERN_VERSION
@@ -21,6 +22,8 @@
 static const struct cli_cmd *const cli_groups[] = {
 	cli_vmm_cmds,
 	cli_migrate_cmds,
+	cli_ternd_cmds,
+	cli_pki_cmds,
 	cli_dirtyrate_cmds,
 };
 
@@ -52,7 +55,7 @@ static void cli_help(FILE *f)
 {
 	char synopsis[64];
 
-	fputs("usage: tern [--vmm PATH] [--json] COMMAND [ARGS...]\n"
+	fputs("usage: tern [--vmm PATH | --host URL [--token T]] [--json] COMMAND [ARGS...]\n"
 	      "       tern --help | --version\n\n"
 	      "Commands:\n", f);
 	for (size_t g = 0; g < ARRAY_SIZE(cli_groups); g++)
@@ -82,9 +85,22 @@ static void cli_help(FILE *f)
 	      "  --downtime-max-ms N         on stalls relax the downtime limit up to N (default: never)\n"
 	      "  --downtime-steps N          ... in N steps (default 4)\n"
 	      "  --probe-ms N                measure the dirty rate up to N ms first (default 400)\n"
-	      "  --no-probe                  no dirty-rate probe\n", f);
+	      "  --no-probe                  no dirty-rate probe\n"
+	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"
+	      "  --keepalive-count N         probes unanswered before the peer is gone (default 5)\n"
+	      "  --tls on|off                TLS 1.3, both sides authenticated (default: on when\n"
+	      "                              tern-vmm has --tls-*)\n"
+	      "  --tls-hostname NAME         name the destination's certificate must carry\n"
+	      "                              (default: the host in the URI)\n", f);
+	fputs("\npki options (DIR defaults to " PKI_DEFAULT_DIR "):\n"
+	      "  pki init  [--dir DIR] [--cn NAME] [--days N] [--force]       make the cluster CA\n"
+	      "  pki issue NAME [--ip A]... [--dns N]... [--dir DIR] [--days N] [--force]\n"
+	      "                              make NAME.pem + NAME-key.pem, signed by the CA\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
+	      "  --host URL|SOCKET  the ternd to talk to: http://HOST:PORT, HOST:PORT or its\n"
+	      "                 unix socket (default $TERN_HOST, else /run/tern/ternd.sock)\n"
+	      "  --token TOKEN  API token for a ternd over TCP (default $TERN_TOKEN)\n"
 	      "  --json         print the API's JSON reply instead of text\n"
 	      "  -h, --help     show this help\n"
 	      "  -V, --version  show the version\n\n"
@@ -112,6 +128,10 @@ int cli_common_option(struct cli_ctx *ctx, int argc, char **argv, int *i)
 		ctx->json = true;
 	} else if (!strncmp(a, "--vmm=", 6)) {
 		ctx->vmm = a + 6;
+	} else if (!strcmp(a, "--host") || !strcmp(a, "--token")) {
+		if (*i + 1 >= argc)
+			return cli_usage_error("option %s needs a value", a);
+		*(a[2] == 'h' ? &ctx->host : &ctx->token) = argv[++*i];
 	} else if (!strcmp(a, "--vmm")) {
 		if (*i + 1 >= argc)
 			return cli_usage_error("option --vmm needs a PATH");

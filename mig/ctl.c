@@ -22,6 +22,7 @@ const char *mig_ctl_name(uint16_t type)
 	case MIG_CTL_PC_REQ: return "PC_REQ";
 	case MIG_CTL_PC_DONE: return "PC_DONE";
 	case MIG_CTL_PC_RESUME: return "PC_RESUME";
+	case MIG_CTL_PC_BITMAP: return "PC_BITMAP";
 	default: return "?";
 	}
 }
@@ -73,13 +74,15 @@ static int read_deadline(int fd, uint8_t *buf, size_t n, uint64_t deadline_ns)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r;
 
-		if (now >= deadline_ns)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)((deadline_ns - now) / 1000000) + 1);
+		/* data already there counts even past the deadline (we were stopped) */
+		r = poll(&p, 1, now >= deadline_ns ? 0 :
+			 (int)((deadline_ns - now) / 1000000) + 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -errno;
+		if (r == 0 && time_now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
 		if (r == 0)
 			continue;
 		ssize_t got = read(fd, buf + off, n - off);

@@ -10,16 +10,16 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "mig_int.h"
 #include "migratable.h"
 #include "postcopy.h"
 #include "util.h"
-
-#define GO_TIMEOUT_MS 30000
 
 /*
  * Small on purpose: page data should land in guest memory straight from
@@ -38,6 +38,7 @@ struct dest_ctx {
 	struct mig_loader *l;
 	struct pc_dest pc;
 	bool pc_init, pc_on;
+	uint64_t pcid;			/* this post-copy's id (recovery) */
 };
 
 static int on_config(void *opaque, const char *json, size_t len, struct err *err)
@@ -64,6 +65,7 @@ static int on_config(void *opaque, const char *json, size_t len, struct err *err
 		d->stats->ram_bytes = cfg.mem_size;
 	log_info("mig", "dest: VM of %llu MiB, %u vCPUs created",
 		 (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus);
+	fault_point("dst-setup");
 	return 0;
 }
 
@@ -98,6 +100,7 @@ static int on_section(void *opaque, const struct mig_section_info *info,
 
 	if (!d->sl)
 		return err_set(err, -EPROTO, "device section '%s' before CONFIG", info->idstr);
+	fault_point("dst-device-state");	/* only the first one can hit */
 	if (d->pc_on)
 		return err_set(err, -EPROTO, "device section '%s' after POSTCOPY_LISTEN", info->idstr);
 	return vm_state_load_section(d->sl, info, in, err);
@@ -110,6 +113,7 @@ static int on_iter_end(void *opaque, uint64_t iteration, struct err *err)
 	char msg[24];
 	int ret;
 
+	fault_point(iteration == 1 ? "dst-pass1" : "dst-passN");
 	if (d->pc_on)
 		return err_set(err, -EPROTO, "RAM_ITER_END after POSTCOPY_LISTEN");
 	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)iteration);
@@ -174,6 +178,8 @@ static int dest_pc_listen(void *opaque, struct err *err)
 		return ret;
 	for (size_t i = 0; i < d->l->nblocks; i++)
 		d->l->blocks[i].host = NULL;	/* pages go through UFFDIO_COPY now */
+	if (getrandom(&d->pcid, sizeof(d->pcid), 0) != sizeof(d->pcid) || !d->pcid)
+		d->pcid = 0;	/* no id: a broken connection cannot be recovered */
 	d->pc_on = true;
 	ret = dest_handover(d, d->fd, err);
 	if (ret) {
@@ -244,6 +250,7 @@ static int accept_one(int listen_fd, struct err *err)
 	if (fd < 0)
 		return err_set(err, -errno, "accept: %s", strerror(errno));
 	mig_sock_tune(fd);
+	mig_keepalive_tune(fd, mig_keepalive_dest());
 	return fd;
 }
 
@@ -260,10 +267,20 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 	if (ret)
 		return ret;
 	t1 = time_now_ns();
-	ret = mig_ctl_send(fd, MIG_CTL_READY, NULL);
+	fault_point("dst-before-ready");
+	if (d->pc_on && d->pcid) {
+		char id[PC_ID_TEXT_LEN];
+
+		pc_id_format(id, d->pcid);
+		ret = mig_ctl_send(fd, MIG_CTL_READY, id);
+	} else {
+		ret = mig_ctl_send(fd, MIG_CTL_READY, NULL);
+	}
 	if (ret)
 		return err_set(err, ret, "connection lost before READY: %s", strerror(-ret));
-	ret = mig_ctl_recv(fd, GO_TIMEOUT_MS, &type, msg, sizeof(msg), err);
+	fault_point("dst-after-ready");
+	ret = mig_ctl_recv(fd, mig_keepalive_timeout_ms(mig_keepalive_dest()), &type, msg,
+			   sizeof(msg), err);
 	if (ret) {
 		err_prefix(err, "waiting for the source's GO");
 		return ret;
@@ -272,6 +289,7 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 		return err_set(err, -ECANCELED, "source aborted the migration: %s", msg);
 	if (type != MIG_CTL_GO)
 		return err_set(err, -EPROTO, "expected GO, got %s", mig_ctl_name(type));
+	fault_point("dst-after-go");
 	ret = vm_start(d->vm, err);
 	if (ret)
 		return ret;
@@ -280,6 +298,7 @@ static int dest_handover(struct dest_ctx *d, int fd, struct err *err)
 	/* We own the VM now; RUNNING only tells the source it may go. */
 	if (mig_ctl_send(fd, MIG_CTL_RUNNING, NULL))
 		log_warn("mig", "dest: could not tell the source we run (it keeps the VM paused)");
+	fault_point("dst-after-running");
 	return 0;
 }
 
@@ -331,6 +350,64 @@ static int dest_pc_end(struct dest_ctx *d, int ret, struct err *err)
 	return 0;
 }
 
+/*
+ * Post-copy lost its connection: the guest pauses here with every page
+ * it has, and we wait on the --incoming address for the source to come
+ * back (tern migrate-recover). Returns the result of loading the rest.
+ */
+static int dest_pc_recover(struct dest_ctx *d, int listen_fd, struct mig_stream *in,
+			   struct err *err)
+{
+	struct err e = { 0 };
+	int fd, ret;
+
+	pc_dest_pause(&d->pc);
+	if (vm_pause_within(d->vm, 2000, &e))
+		log_warn("mig", "dest: pausing the guest: %s (the rest park when their page comes)",
+			 e.msg);
+	fprintf(stderr, "tern-vmm: postcopy-paused: %s; waiting for the source's "
+		"migrate-recover\n", err->msg);
+	if (d->stats)
+		d->stats->state = MIG_STATE_POSTCOPY_PAUSED;
+	mig_stream_fini(in);
+	close(d->fd);
+	d->fd = -1;
+	err_clear(err);
+	for (;;) {
+		err_clear(&e);
+		fd = accept_one(listen_fd, &e);
+		if (fd < 0) {
+			d->pcid = 0;	/* no way back */
+			return err_set(err, fd, "waiting for recovery: %s", e.msg);
+		}
+		fd = mig_secure_accept(fd, &e);	/* the same TLS rules as the first time */
+		if (fd < 0) {
+			log_warn("mig", "dest: recovery connection refused: %s", e.msg);
+			continue;
+		}
+		mig_keepalive_tune(fd, mig_keepalive_dest());
+		if (!pc_dest_recover_handshake(&d->pc, fd, d->pcid, &e))
+			break;
+		log_warn("mig", "dest: %s", e.msg);
+		close(fd);
+	}
+	d->fd = fd;
+	ret = mig_stream_init_fd_reader(in, fd, DEST_READ_BUFSIZE);
+	if (ret)
+		return err_set(err, ret, "out of memory");
+	mig_stream_set_timeout(in, mig_keepalive_stream_timeout_ms(mig_keepalive_dest()));
+	ret = pc_dest_start(&d->pc, fd, err);
+	if (ret)
+		return ret;
+	ret = pc_dest_rerequest(&d->pc);
+	vm_resume(d->vm, NULL);
+	fprintf(stderr, "tern-vmm: postcopy-active: recovered, %d outstanding faults asked again\n",
+		ret);
+	if (d->stats)
+		d->stats->state = MIG_STATE_POSTCOPY_ACTIVE;
+	return dest_load(in, d, err);
+}
+
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err)
 {
@@ -340,8 +417,11 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 	int fd, ret;
 
 	fd = accept_one(listen_fd, err);
+	if (fd >= 0)
+		fd = mig_secure_accept(fd, err);
 	if (fd < 0)
 		return fd;
+	mig_keepalive_tune(fd, mig_keepalive_dest());	/* TLS: on its socketpair */
 	d.fd = fd;
 	t0 = time_now_ns();
 	ret = mig_stream_init_fd_reader(&in, fd, DEST_READ_BUFSIZE);
@@ -349,8 +429,11 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		close(fd);
 		return err_set(err, ret, "out of memory");
 	}
-	mig_stream_set_timeout(&in, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&in, mig_keepalive_stream_timeout_ms(mig_keepalive_dest()));
 	ret = dest_load(&in, &d, err);
+	while (ret && d.pc_on && d.pcid)
+		ret = dest_pc_recover(&d, listen_fd, &in, err);
+	fd = d.fd;
 	if (d.pc_on)
 		ret = dest_pc_end(&d, ret, err);
 	else if (!ret)

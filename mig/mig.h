@@ -22,8 +22,13 @@
 
 struct vm;
 struct vm_config;
+struct tls_ctx;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
+#define MIG_KEEPALIVE_INTERVAL_S	5	/* s between keepalive probes */
+#define MIG_KEEPALIVE_COUNT		5	/* probes unanswered: peer gone */
+#define MIG_KEEPALIVE_INTERVAL_MAX	3600
+#define MIG_KEEPALIVE_COUNT_MAX		100
 
 enum mig_auto_converge {
 	MIG_AC_INVALID = 0,
@@ -53,8 +58,13 @@ struct mig_params {
 	enum mig_timeout_action timeout_action;
 	bool xbzrle;			/* re-send dirty pages as deltas (default off) */
 	uint64_t xbzrle_cache_bytes;	/* cache of sent pages; default 64 MiB */
+	uint32_t keepalive_interval_s;	/* default 5; a peer silent for */
+	uint32_t keepalive_count;	/* interval x count (25 s) is gone */
 	bool postcopy;			/* allow a switch to post-copy (default off) */
 	bool auto_postcopy;		/* switch when passes stop converging */
+	struct tls_ctx *tls;		/* TLS identity (net/tls.h); NULL = plain TCP */
+	char tls_hostname[256];		/* name the destination's certificate must
+					 * carry; "" = the host in the URI */
 	/* the planner (planner.h) and relaxing downtime (converge.c) */
 	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
 	uint32_t downtime_max_ms;	/* relax the limit up to this on stalls; <= downtime_ms: never */
@@ -119,6 +129,7 @@ struct mig_stats {
 	uint64_t postcopy_fault_avg_us;	/* fault -> page placed, average */
 	uint64_t postcopy_fault_max_us;
 	uint32_t postcopy_recoveries;	/* times the connection was restored */
+	uint64_t postcopy_fault_p50_us;	/* median (destination's histogram) */
 	/* the planner's prediction for the strategy in use, at the start and now */
 	char plan[16];			/* strategy chosen: precopy, xbzrle, ... */
 	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
@@ -148,6 +159,12 @@ int mig_source_postcopy(struct mig_source *m, struct err *err);
  * ("tcp:HOST:PORT") and go on. -EINVAL in any other state.
  */
 int mig_source_recover(struct mig_source *m, const char *uri, struct err *err);
+/*
+ * Post-copy paused and the destination is known dead: give it up
+ * (postcopy-failed). With resume_source the VM runs here again; only the
+ * operator can know that the destination's copy will never run.
+ */
+int mig_source_abandon(struct mig_source *m, bool resume_source, struct err *err);
 /* Join the thread and free (after a final state). */
 void mig_source_free(struct mig_source *m);
 
@@ -162,6 +179,9 @@ int mig_dest_listen(const char *uri, struct err *err);
 int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		     struct mig_stats *stats, struct err *err);
 
+/* Keepalive (keepalive.c): validate; the destination's setting. */
+int mig_keepalive_check(uint32_t interval_s, uint32_t count, struct err *err);
+int mig_dest_set_keepalive(uint32_t interval_s, uint32_t count, struct err *err);
 /*
  * Dirty-rate measurement of a running VM without migrating (dirtyrate.c):
  * dirty logging on for total_ms, cut into windows of window_ms; off again
@@ -201,5 +221,17 @@ void mig_dirty_job_free(struct mig_dirty_job *j);
 int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,
 		  size_t portlen, struct err *err);
 int mig_tcp_connect(const char *uri, struct err *err);
+
+/*
+ * TLS (secure.c): one call per migration connection, after connect() or
+ * accept(); returns the fd to use from then on, or -errno (fd closed).
+ * See secure.c for how extra channels use them.
+ */
+int mig_secure_connect(int fd, const struct mig_params *p, const char *uri,
+		       struct err *err);
+int mig_secure_accept(int fd, struct err *err);
+/* The destination's TLS identity (tern-vmm --tls-*); NULL = plain TCP. */
+void mig_dest_set_tls(struct tls_ctx *tls);
+bool mig_dest_has_tls(void);
 
 #endif

@@ -29,14 +29,15 @@ enum mig_ctl_type {
 	MIG_CTL_PC_REQ = MIG_REC_RP_FIRST + 6,	/* dst: send this page now (post-copy) */
 	MIG_CTL_PC_DONE = MIG_REC_RP_FIRST + 7,	/* dst: every page placed; its stats */
 	MIG_CTL_PC_RESUME = MIG_REC_RP_FIRST + 8, /* src: recovery of a post-copy */
-	MIG_CTL_LAST = MIG_CTL_PC_RESUME,
+	MIG_CTL_PC_BITMAP = MIG_REC_RP_FIRST + 9, /* dst: pages it still lacks (recovery) */
+	MIG_CTL_LAST = MIG_CTL_PC_BITMAP,
 };
 
 #define MIG_CTL_MSG_MAX 1024
 
 /*
- * A peer that neither sends nor takes data for this long is gone: the
- * migration fails (the source resumes, the destination exits).
+ * The socket timeouts mig_sock_tune() sets, until mig_keepalive_tune()
+ * replaces them with the migration's keepalive rule (interval x count).
  */
 #define MIG_IO_TIMEOUT_MS 30000
 
@@ -52,6 +53,22 @@ int mig_ctl_recv_raw(int fd, int timeout_ms, uint16_t *type,
 const char *mig_ctl_name(uint16_t type);
 
 void mig_sock_tune(int fd);
+
+/* ---- keepalive (keepalive.c): how long a silent peer is waited for ---- */
+
+struct mig_keepalive {
+	uint32_t interval_s;
+	uint32_t count;
+};
+
+void mig_keepalive_default(struct mig_keepalive *ka);
+const struct mig_keepalive *mig_keepalive_dest(void);
+/* interval x count, in ms: the longest stall a migration survives */
+int mig_keepalive_timeout_ms(const struct mig_keepalive *ka);
+/* for mig_stream_set_timeout() on a socket set up by mig_keepalive_tune() */
+int mig_keepalive_stream_timeout_ms(const struct mig_keepalive *ka);
+/* TCP keepalive, TCP_USER_TIMEOUT and socket timeouts on a connected fd */
+void mig_keepalive_tune(int fd, const struct mig_keepalive *ka);
 
 /* ---- RAM sending (ram.c) ---- */
 

@@ -49,15 +49,42 @@ struct pc_report {
 	uint64_t requests;		/* PC_REQs sent */
 	uint64_t placed;		/* pages placed with UFFDIO_COPY/ZEROPAGE */
 	uint64_t lat_avg_us, lat_max_us; /* request -> page placed */
+	uint64_t lat_p50_us;		/* median (optional on the wire) */
 };
 
 int pc_report_format(char *buf, size_t len, const struct pc_report *r);
 int pc_report_parse(const char *s, struct pc_report *r, struct err *err);
 
+/*
+ * Recovery (postcopy_recover.c). The destination picks a random id at the
+ * switch and sends it with READY ("pcid=<16 hex digits>"); a source that
+ * reconnects proves it is the same migration with it (PC_RESUME).
+ */
+#define PC_ID_TEXT_LEN 22		/* "pcid=" + 16 hex + NUL */
+
+void pc_id_format(char buf[PC_ID_TEXT_LEN], uint64_t id);
+/* -EINVAL unless s is exactly what pc_id_format() writes (id non-zero). */
+int pc_id_parse(const char *s, uint64_t *id);
+
+/*
+ * PC_BITMAP payload: a slice of the destination's still-needed bitmap,
+ * {u32 block id, u32 0, u64 first word, u64 words[n]}, 1 <= n <= max.
+ */
+#define PC_BITMAP_HDR 16
+#define PC_BITMAP_WORDS_MAX 126		/* (MIG_CTL_MSG_MAX - 16) / 8 */
+
+size_t pc_bitmap_encode(uint8_t *out, uint32_t block, uint64_t first_word,
+			const uint64_t *words, uint32_t n);
+/* Checks the framing only; the caller checks the range against the block. */
+int pc_bitmap_decode(const uint8_t *in, size_t len, uint32_t *block,
+		     uint64_t *first_word, uint64_t words[PC_BITMAP_WORDS_MAX],
+		     uint32_t *n, struct err *err);
+
 /* ---- destination (postcopy_dst.c) ---- */
 
 #define PC_MAX_BLOCKS 4
 #define PC_INFLIGHT 64
+#define PC_LAT_SAMPLES 4096
 
 struct pc_dest_block {
 	uint32_t id;
@@ -80,6 +107,8 @@ struct pc_dest {
 	_Atomic uint64_t left;		/* pages still needed */
 	uint64_t faults, requests, placed, lat_sum_ns, lat_max_ns, lat_n;
 	bool conn_lost;			/* a request could not be sent */
+	uint32_t lat_us[PC_LAT_SAMPLES];	/* first latencies, for the median */
+	unsigned lat_nsamp;
 };
 
 struct mig_ram_block;
@@ -108,6 +137,18 @@ void pc_dest_report(struct pc_dest *pc, struct pc_report *r);
 struct mig_stream;
 int pc_dest_put_needed(struct pc_dest *pc, struct mig_stream *out);
 
+/* Connection lost: stop asking (faults are noted and asked again later). */
+void pc_dest_pause(struct pc_dest *pc);
+/* After pc_dest_start() on the new connection: ask again; returns how many. */
+int pc_dest_rerequest(struct pc_dest *pc);
+/*
+ * Recovery handshake on a new connection (postcopy_recover.c): check the
+ * source's PC_RESUME id, send the still-needed bitmap (PC_BITMAP...) and
+ * PC_RESUME. -EPERM (ERROR sent) if the id is not this migration's.
+ */
+int pc_dest_recover_handshake(struct pc_dest *pc, int fd, uint64_t id,
+			      struct err *err);
+
 /* ---- source (postcopy_src.c) ---- */
 
 struct ram_sender;
@@ -135,5 +176,15 @@ void pc_source_init(struct pc_source *ps, struct ram_sender *rs,
 		    struct mig_stream *out, int fd, uint64_t bandwidth);
 /* Push every missing page, requested ones first; then EOF and PC_DONE. */
 int pc_source_run(struct pc_source *ps, struct err *err);
+/*
+ * Recovery handshake (source side) on a new connection: send PC_RESUME
+ * with id, read the destination's still-needed bitmap into rs->bitmap
+ * (only once it came whole). The caller must own rs (the migration
+ * thread waits).
+ */
+int pc_source_recover_handshake(int fd, uint64_t id, struct ram_sender *rs,
+				struct err *err);
+/* Go on after a recovery on fd (the stream was restarted on it). */
+void pc_source_resume(struct pc_source *ps, int fd);
 
 #endif

@@ -226,10 +226,8 @@ static void send_request(struct pc_dest *pc, struct pc_dest_block *b, uint64_t p
 	}
 	pc->requests++;
 	ret = pc->fd >= 0 ? mig_ctl_send_raw(pc->fd, MIG_CTL_PC_REQ, req, sizeof(req)) : -ENOTCONN;
-	if (ret) {
-		pc->conn_lost = true;
-		bit_clear(b->requested, pfn);	/* ask again after a recovery */
-	}
+	if (ret)
+		pc->conn_lost = true;	/* asked again after a recovery */
 	pthread_mutex_unlock(&pc->lock);
 }
 
@@ -317,6 +315,8 @@ static void placed(struct pc_dest *pc, uint64_t addr)
 
 		pc->lat_sum_ns += d;
 		pc->lat_n++;
+		if (pc->lat_nsamp < PC_LAT_SAMPLES)
+			pc->lat_us[pc->lat_nsamp++] = (uint32_t)MIN(d / 1000, (uint64_t)UINT32_MAX);
 		if (d > pc->lat_max_ns)
 			pc->lat_max_ns = d;
 		pc->inflight[i].addr = 0;
@@ -404,6 +404,13 @@ int pc_dest_finish(struct pc_dest *pc, struct err *err)
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 void pc_dest_report(struct pc_dest *pc, struct pc_report *r)
 {
 	pthread_mutex_lock(&pc->lock);
@@ -412,6 +419,8 @@ void pc_dest_report(struct pc_dest *pc, struct pc_report *r)
 	r->placed = pc->placed;
 	r->lat_avg_us = pc->lat_n ? pc->lat_sum_ns / pc->lat_n / 1000 : 0;
 	r->lat_max_us = pc->lat_max_ns / 1000;
+	qsort(pc->lat_us, pc->lat_nsamp, sizeof(pc->lat_us[0]), cmp_u32);
+	r->lat_p50_us = pc->lat_nsamp ? pc->lat_us[pc->lat_nsamp / 2] : 0;
 	pthread_mutex_unlock(&pc->lock);
 }
 
@@ -436,4 +445,28 @@ int pc_dest_put_needed(struct pc_dest *pc, struct mig_stream *out)
 		}
 	}
 	return mig_stream_error(out);
+}
+
+void pc_dest_pause(struct pc_dest *pc)
+{
+	pthread_mutex_lock(&pc->lock);
+	pc->fd = -1;		/* faults are noted, asked for after recovery */
+	pthread_mutex_unlock(&pc->lock);
+}
+
+int pc_dest_rerequest(struct pc_dest *pc)
+{
+	int n = 0;
+
+	for (unsigned i = 0; i < pc->nblocks; i++) {
+		struct pc_dest_block *b = &pc->b[i];
+
+		for (uint64_t pfn = 0; pfn < b->npages; pfn++) {
+			if (bit_test(b->requested, pfn) && bit_test(b->needed, pfn)) {
+				send_request(pc, b, pfn);
+				n++;
+			}
+		}
+	}
+	return n;
 }

@@ -222,10 +222,11 @@ int pc_source_run(struct pc_source *ps, struct err *err)
 	} while (!ret && time_now_ns() < deadline);
 	if (ret == 1) {
 		log_info("mig", "post-copy done: %llu requests, %llu background pages; "
-			 "destination: %llu faults, latency avg %llu us max %llu us",
+			 "destination: %llu faults, latency avg %llu us median %llu us max %llu us",
 			 (unsigned long long)ps->requests, (unsigned long long)ps->bg_pages,
 			 (unsigned long long)ps->report.faults,
 			 (unsigned long long)ps->report.lat_avg_us,
+			 (unsigned long long)ps->report.lat_p50_us,
 			 (unsigned long long)ps->report.lat_max_us);
 		return 0;
 	}

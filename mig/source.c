@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "converge.h"
 #include "mig_int.h"
@@ -50,10 +51,17 @@ struct mig_source {
 	struct ram_sender rs;
 	void (*done)(void *opaque, enum mig_state st);
 	void *opaque;
+	struct mig_keepalive ka;	/* from p: a silent peer is gone after */
+	uint32_t fault_pass;		/* last pass a fault point was checked in */
 	/* post-copy */
 	atomic_bool pc_request;		/* switch at the end of this pass */
 	bool pc_phase;			/* destination runs, we push pages */
 	struct pc_source pc;
+	/* post-copy recovery */
+	uint64_t pcid;			/* the destination's id (READY) */
+	pthread_cond_t recover_cond;	/* with lock: wakes a paused thread */
+	int recover_fd;			/* a recovered connection, for the thread */
+	bool abandon, abandon_resume;	/* operator gave the destination up */
 };
 
 void mig_params_init(struct mig_params *p)
@@ -70,6 +78,8 @@ void mig_params_init(struct mig_params *p)
 	p->progress_timeout_s = 150;
 	p->timeout_action = MIG_TA_ABORT;
 	p->xbzrle_cache_bytes = 64ULL << 20;	/* QEMU's xbzrle-cache-size */
+	p->keepalive_interval_s = MIG_KEEPALIVE_INTERVAL_S;
+	p->keepalive_count = MIG_KEEPALIVE_COUNT;
 	str_copy(p->strategy, sizeof(p->strategy), "auto");
 	p->downtime_steps = 4;
 	p->probe_ms = 400;
@@ -129,6 +139,10 @@ static int on_progress(void *opaque, struct err *err)
 {
 	struct mig_source *m = opaque;
 
+	if (m->st.pass != m->fault_pass) {	/* once per pass, mid-pass */
+		m->fault_pass = m->st.pass;
+		fault_point(m->st.pass == 1 ? "src-pass1" : "src-passN");
+	}
 	update_counters(m);
 	/* a pass on a slow link can outlast a timeout: check it here too */
 	if (m->st.state == MIG_STATE_ACTIVE && !m->forcing && !atomic_load(&m->pc_request) &&
@@ -331,9 +345,13 @@ static int peer_error_wait(struct mig_source *m, int timeout_ms, struct err *err
 
 	if (poll(&p, 1, timeout_ms) <= 0)
 		return 0;
-	if (mig_ctl_recv(m->fd, 200, &type, msg, sizeof(msg), NULL) == 0 &&
-	    type == MIG_CTL_ERROR)
+	struct err lost = { 0 };
+	int ret = mig_ctl_recv(m->fd, 200, &type, msg, sizeof(msg), &lost);
+
+	if (ret == 0 && type == MIG_CTL_ERROR)
 		return err_set(err, -EPROTO, "destination: %s", msg);
+	if (ret && ret != -ECONNRESET)	/* e.g. keepalive: ETIMEDOUT */
+		return err_set(err, ret, "destination unreachable, %s", lost.msg);
 	return err_set(err, -ECONNRESET, "destination closed the connection");
 }
 
@@ -381,7 +399,7 @@ static int end_pass(struct mig_source *m, uint32_t pass, struct err *err)
 	if (mig_stream_flush(&m->out))
 		return mig_stream_get_err(&m->out, err);
 	update_counters(m);
-	ret = mig_ctl_recv(m->fd, MIG_IO_TIMEOUT_MS, &type, msg, sizeof(msg), err);
+	ret = mig_ctl_recv(m->fd, mig_keepalive_timeout_ms(&m->ka), &type, msg, sizeof(msg), err);
 	if (ret)
 		return ret;
 	if (type == MIG_CTL_ERROR)
@@ -490,12 +508,14 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	if (ret && ret != -EALREADY)
 		return err_set(err, ret, "cannot pause the VM: %s", perr.msg);
 	m->paused_by_us = ret == 0;
+	fault_point("src-stop-copy");
 	t_paused = time_now_ns();
 	dirty = ram_sync(&m->rs, err);
 	if (dirty < 0)
 		return (int)dirty;
 	ret = ram_send_dirty(&m->rs, false, err);
 	t_ram = time_now_ns();
+	fault_point("src-device-state");
 	if (!ret)
 		ret = vm_state_save(m->vm, &m->out, err);
 	if (ret)
@@ -511,6 +531,14 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	return 0;
 }
 
+/* The destination hung up or failed (FIN, RST, ERROR) while we waited. */
+static bool peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) > 0;
+}
+
 static int handover(struct mig_source *m, struct err *err)
 {
 	char msg[MIG_CTL_MSG_MAX];
@@ -518,6 +546,7 @@ static int handover(struct mig_source *m, struct err *err)
 	int ret;
 
 	set_state(m, MIG_STATE_HANDOVER);
+	fault_point("src-before-ready");
 	ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
 	if (ret)
 		return ret;
@@ -525,8 +554,14 @@ static int handover(struct mig_source *m, struct err *err)
 		return err_set(err, -EPROTO, "destination: %s", msg);
 	if (type != MIG_CTL_READY)
 		return err_set(err, -EPROTO, "expected READY, got %s", mig_ctl_name(type));
+	if (pc_id_parse(msg, &m->pcid))
+		m->pcid = 0;		/* post-copy without recovery */
 	uint64_t t_ready = time_now_ns();
 
+	fault_point("src-after-ready");
+	/* a stall here (stopped, starved) may have outlasted the peer's wait */
+	if (peer_gone(m->fd))
+		return peer_error_wait(m, 0, err);	/* ERROR's reason, or "closed" */
 	pthread_mutex_lock(&m->lock);
 	if (atomic_load(&m->cancel)) {
 		pthread_mutex_unlock(&m->lock);
@@ -537,13 +572,17 @@ static int handover(struct mig_source *m, struct err *err)
 	vm_mark_handed_over(m->vm);	/* before GO leaves: never resume here */
 	ret = mig_ctl_send(m->fd, MIG_CTL_GO, NULL);
 	if (!ret)
-		ret = mig_ctl_recv(m->fd, m->p.handover_timeout_ms, &type, msg, sizeof(msg), err);
+		fault_point("src-after-go");
+	if (!ret)
+		ret = mig_ctl_recv(m->fd, mig_keepalive_timeout_ms(&m->ka), &type, msg,
+				   sizeof(msg), err);
 	else
 		err_set(err, ret, "sending GO: %s", strerror(-ret));
 	if (!ret && type != MIG_CTL_RUNNING)
 		ret = err_set(err, -EPROTO, "expected RUNNING, got %s", mig_ctl_name(type));
 	if (ret)
 		return ret;
+	fault_point("src-after-running");
 	pthread_mutex_lock(&m->lock);
 	m->st.downtime_ms = (time_now_ns() - m->stop_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
@@ -569,7 +608,53 @@ static void pc_progress(void *opaque)
 	m->st.postcopy_faults = m->pc.report.faults;
 	m->st.postcopy_fault_avg_us = m->pc.report.lat_avg_us;
 	m->st.postcopy_fault_max_us = m->pc.report.lat_max_us;
+	m->st.postcopy_fault_p50_us = m->pc.report.lat_p50_us;
 	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * The connection broke in post-copy: keep the frozen copy, wait until
+ * mig_source_recover() hands us a new connection (it already read the
+ * destination's bitmap of missing pages into rs) or the operator gives
+ * the destination up. Then restart the stream on it.
+ */
+static int pc_pause(struct mig_source *m, struct err *err)
+{
+	struct mig_header h;
+	int fd;
+
+	log_warn("mig", "post-copy paused: %s; the VM stays paused here until "
+		 "`tern migrate-recover` (or migrate-abandon)", err->msg);
+	pthread_mutex_lock(&m->lock);
+	close(m->fd);
+	m->fd = -1;
+	m->st.state = MIG_STATE_POSTCOPY_PAUSED;
+	str_copy(m->st.error, sizeof(m->st.error), err->msg);
+	while (m->recover_fd < 0 && !m->abandon)
+		pthread_cond_wait(&m->recover_cond, &m->lock);
+	fd = m->recover_fd;
+	m->recover_fd = -1;
+	if (!m->abandon) {
+		m->fd = fd;
+		m->st.error[0] = '\0';
+		m->st.postcopy_recoveries++;
+		m->st.state = MIG_STATE_POSTCOPY_ACTIVE;
+	}
+	pthread_mutex_unlock(&m->lock);
+	err_clear(err);
+	if (m->abandon)
+		return err_set(err, -ECANCELED, "post-copy abandoned by the operator");
+	log_info("mig", "source: postcopy-active (recovered)");
+	mig_stream_fini(&m->out);
+	if (mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE))
+		return err_set(err, -ENOMEM, "out of memory");
+	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
+	mig_header_init(&h, VM_PAGE_SIZE);
+	h.features |= MIG_FEAT_POSTCOPY;
+	mig_stream_put_header(&m->out, &h);
+	mig_stream_put_ram_blocks(&m->out, m->rs.blocks, m->rs.nblocks);
+	pc_source_resume(&m->pc, fd);
+	return mig_stream_flush(&m->out) ? mig_stream_get_err(&m->out, err) : 0;
 }
 
 /*
@@ -609,6 +694,11 @@ static int postcopy(struct mig_source *m, struct err *err)
 	m->pc.progress = pc_progress;
 	m->pc.opaque = m;
 	ret = pc_source_run(&m->pc, err);
+	while (ret && m->pcid && !m->pc.dest_error && !m->abandon) {
+		ret = pc_pause(m, err);
+		if (!ret)
+			ret = pc_source_run(&m->pc, err);
+	}
 	pc_progress(m);
 	return ret;
 }
@@ -617,17 +707,24 @@ static int source_run(struct mig_source *m, struct err *err)
 {
 	int ret, fd = mig_tcp_connect(m->uri, err);
 
+	if (fd >= 0) {
+		/* TCP options go on the TCP socket, before TLS wraps it */
+		mig_keepalive_tune(fd, &m->ka);
+		fd = mig_secure_connect(fd, &m->p, m->uri, err);
+	}
 	if (fd < 0)
 		return fd;
+	mig_keepalive_tune(fd, &m->ka);	/* TLS: the timeouts on its socketpair */
 	pthread_mutex_lock(&m->lock);
 	m->fd = fd;
 	pthread_mutex_unlock(&m->lock);
+	fault_point("src-setup");
 	if (atomic_load(&m->cancel))
 		return err_set(err, -ECANCELED, "migration cancelled");
 	ret = mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE);
 	if (ret)
 		return err_set(err, ret, "out of memory");
-	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&m->out, mig_keepalive_stream_timeout_ms(&m->ka));
 	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
 	m->rs.progress = on_progress;
 	m->rs.progress_opaque = m;
@@ -668,6 +765,13 @@ static enum mig_state source_finish(struct mig_source *m, int ret, struct err *e
 		m->st.progress_pct = 100;
 		m->st.throttle_pct = 0;
 		pthread_mutex_unlock(&m->lock);
+	} else if (m->pc_phase && m->abandon_resume) {
+		st = MIG_STATE_POSTCOPY_FAILED;
+		vm_dirty_log_stop(m->vm);
+		vm_take_back(m->vm);
+		vm_resume(m->vm, NULL);
+		log_warn("mig", "post-copy abandoned: the operator resumed the VM here "
+			 "(the destination's copy must be dead)");
 	} else if (m->pc_phase) {
 		st = MIG_STATE_POSTCOPY_FAILED;
 		log_err("mig", "post-copy failed (%s): the destination cannot run without us and "
@@ -713,7 +817,7 @@ static void *source_thread(void *arg)
 		struct err perr = { 0 };
 
 		/* a destination that refused the stream says why: prefer that */
-		if (peer_error_wait(m, 1000, &perr)) {
+		if (peer_error_wait(m, 1000, &perr) == -EPROTO) {
 			err_clear(&err);
 			err_set(&err, perr.code, "%s", perr.msg);
 		}
@@ -777,7 +881,14 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 		m->p.max_passes = DEFAULT_MAX_PASSES;
 	if (!m->p.handover_timeout_ms)
 		m->p.handover_timeout_ms = DEFAULT_HANDOVER_MS;
+	mig_keepalive_default(&m->ka);
+	if (p->keepalive_interval_s)
+		m->ka.interval_s = p->keepalive_interval_s;
+	if (p->keepalive_count)
+		m->ka.count = p->keepalive_count;
 	m->fd = -1;
+	m->recover_fd = -1;
+	pthread_cond_init(&m->recover_cond, NULL);
 	m->done = done;
 	m->opaque = opaque;
 	str_copy(m->uri, sizeof(m->uri), uri);
@@ -850,6 +961,63 @@ void mig_source_free(struct mig_source *m)
 		return;
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
+	pthread_cond_destroy(&m->recover_cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
+}
+
+int mig_source_recover(struct mig_source *m, const char *uri, struct err *err)
+{
+	int fd, ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->st.state != MIG_STATE_POSTCOPY_PAUSED)
+		ret = err_set(err, -EINVAL, "migration is %s, not postcopy-paused",
+			      mig_state_name(m->st.state));
+	else
+		m->st.state = MIG_STATE_POSTCOPY_RECOVER;	/* the thread waits */
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return ret;
+	log_info("mig", "source: postcopy-recover to %s", uri && *uri ? uri : m->uri);
+	fd = mig_tcp_connect(uri && *uri ? uri : m->uri, err);
+	if (fd >= 0) {
+		mig_keepalive_tune(fd, &m->ka);
+		fd = mig_secure_connect(fd, &m->p, uri && *uri ? uri : m->uri, err);
+	}
+	if (fd >= 0)
+		mig_keepalive_tune(fd, &m->ka);
+	ret = fd < 0 ? fd : pc_source_recover_handshake(fd, m->pcid, &m->rs, err);
+	if (ret && err)
+		err_prefix(err, "recovery failed (the VM stays paused here)");
+	pthread_mutex_lock(&m->lock);
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		m->st.state = MIG_STATE_POSTCOPY_PAUSED;
+		if (err)
+			str_copy(m->st.error, sizeof(m->st.error), err->msg);
+	} else {
+		m->recover_fd = fd;
+		pthread_cond_broadcast(&m->recover_cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int mig_source_abandon(struct mig_source *m, bool resume_source, struct err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->st.state != MIG_STATE_POSTCOPY_PAUSED)
+		ret = err_set(err, -EINVAL, "migration is %s, not postcopy-paused",
+			      mig_state_name(m->st.state));
+	else {
+		m->abandon = true;
+		m->abandon_resume = resume_source;
+		pthread_cond_broadcast(&m->recover_cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }

@@ -17,10 +17,12 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "fault.h"
 #include "host.h"
 #include "log.h"
 #include "mig.h"
 #include "options.h"
+#include "tls.h"
 #include "util.h"
 #include "vm.h"
 #include "vmm_api.h"
@@ -44,6 +46,7 @@ struct vmm {
 	struct termios tty_saved;
 	bool stdin_open;
 	bool escape;
+	struct tls_ctx *tls;		/* --tls-*: host identity for migrations */
 };
 
 static int vmm_exit_status(const struct vm *vm)
@@ -203,8 +206,15 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 {
 	struct mig_stats st = { 0 };
 	struct pollfd p[2];
-	int lfd = mig_dest_listen(m->opt.incoming, err), ret;
+	int lfd, ret;
 
+	ret = mig_dest_set_keepalive(m->opt.keepalive_interval_s ? m->opt.keepalive_interval_s :
+				     MIG_KEEPALIVE_INTERVAL_S,
+				     m->opt.keepalive_count ? m->opt.keepalive_count :
+				     MIG_KEEPALIVE_COUNT, err);
+	if (ret)
+		return ret;
+	lfd = mig_dest_listen(m->opt.incoming, err);
 	if (lfd < 0)
 		return lfd;
 	fprintf(stderr, "tern-vmm: waiting for an incoming migration on %s\n", m->opt.incoming);
@@ -252,6 +262,19 @@ static int boot_vm(struct vmm *m, struct err *err)
 	return ret;
 }
 
+/* --tls-*: load the identity once; both directions of migration use it. */
+static int load_tls(struct vmm *m, struct err *err)
+{
+	if (!m->opt.tls_cert)
+		return 0;
+	m->tls = tls_ctx_new(m->opt.tls_cert, m->opt.tls_key, m->opt.tls_ca, err);
+	if (!m->tls)
+		return err->code ? err->code : -EINVAL;
+	mig_dest_set_tls(m->tls);
+	vmm_api_set_tls(m->tls);
+	return 0;
+}
+
 static int vmm_run(struct vmm *m, struct err *err)
 {
 	int sfd = block_signals(), ret;
@@ -259,6 +282,8 @@ static int vmm_run(struct vmm *m, struct err *err)
 	if (sfd < 0)
 		return err_set(err, -errno, "signalfd: %s", strerror(errno));
 	ret = open_serial(m, err);
+	if (!ret)
+		ret = load_tls(m, err);
 	if (ret)
 		goto out;
 	/* Claim the API socket first: a busy path must fail before a VM exists. */
@@ -325,6 +350,7 @@ int main(int argc, char **argv)
 	int status;
 
 	log_init_from_env();
+	fault_init();			/* TERN_FAULT: a test facility */
 	if (vmm_options_parse(argc, argv, &m.opt, &err)) {
 		fprintf(stderr, "tern-vmm: %s (see tern-vmm --help)\n", err.msg);
 		return EXIT_USAGE;
@@ -350,6 +376,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "tern-vmm: %s\n", m.vm.exit_msg);
 	}
 	vm_destroy(&m.vm);
+	tls_ctx_free(m.tls);
 	if (m.serial_fd > STDERR_FILENO)
 		close(m.serial_fd);
 	return status;

@@ -21,6 +21,9 @@ const char vmm_usage[] =
 	"  --api PATH           serve the control API on unix socket PATH (mode 0600)\n"
 	"  --incoming URI       wait for a live migration on tcp:HOST:PORT, then run\n"
 	"                       the VM it brings (no --kernel needed)\n"
+	"  --keepalive-interval S, --keepalive-count N\n"
+	"                       with --incoming: a source silent for S x N seconds\n"
+	"                       is gone (default 5 x 5); docs/migration-protocol.md\n"
 	"  --cpu-model NAME     CPU the guest sees: host-model (default) or a named model\n"
 	"                       (x86-64-v1..v4, Haswell, EPYC-Rome, ...: docs/cpu-models.md)\n"
 	"  --cpu-models-allowed LIST\n"
@@ -28,6 +31,11 @@ const char vmm_usage[] =
 	"                       (default: all it supports; also $TERN_CPU_MODELS_ALLOWED)\n"
 	"  --print-host-facts   print this host's facts as JSON and exit\n"
 	"  --print-cpu-models   print the CPU model table as JSON and exit\n"
+	"  --tls-cert FILE      this host's certificate (tern pki issue), PEM\n"
+	"  --tls-key FILE       its private key, PEM\n"
+	"  --tls-ca FILE        the cluster CA (tern pki init): with all three,\n"
+	"                       migrations in and out use TLS 1.3, both sides\n"
+	"                       authenticated (docs/security.md)\n"
 	"  --help, --version\n"
 	"\n"
 	"With --serial stdio on a terminal, press Ctrl-A x to quit.\n";
@@ -69,6 +77,12 @@ static int parse_value(const char *name, const char *v, struct vmm_options *o,
 		o->cpu_model = v;
 	} else if (!strcmp(name, "cpu-models-allowed")) {
 		o->cpu_models_allowed = v;
+	} else if (!strcmp(name, "tls-cert")) {
+		o->tls_cert = v;
+	} else if (!strcmp(name, "tls-key")) {
+		o->tls_key = v;
+	} else if (!strcmp(name, "tls-ca")) {
+		o->tls_ca = v;
 	} else if (!strcmp(name, "serial")) {
 		return parse_serial(v, o, err);
 	} else if (!strcmp(name, "memory")) {
@@ -83,6 +97,14 @@ static int parse_value(const char *name, const char *v, struct vmm_options *o,
 			return err_set(err, -EINVAL, "--vcpus: '%s' is not a number from 1 to %d",
 				       v, VM_MAX_VCPUS);
 		o->vcpus = (unsigned)n;
+	} else if (!strcmp(name, "keepalive-interval")) {
+		if (parse_uint(v, 1, 3600, &n))
+			return err_set(err, -EINVAL, "--keepalive-interval: '%s' is not 1-3600 (s)", v);
+		o->keepalive_interval_s = (uint32_t)n;
+	} else if (!strcmp(name, "keepalive-count")) {
+		if (parse_uint(v, 1, 100, &n))
+			return err_set(err, -EINVAL, "--keepalive-count: '%s' is not 1-100", v);
+		o->keepalive_count = (uint32_t)n;
 	} else {
 		return err_set(err, -EINVAL, "unknown option '--%s'", name);
 	}
@@ -93,7 +115,8 @@ static bool is_value_option(const char *name)
 {
 	static const char *const names[] = {
 		"kernel", "initrd", "cmdline", "memory", "vcpus", "serial", "api",
-		"incoming", "cpu-model", "cpu-models-allowed",
+		"incoming", "keepalive-interval", "keepalive-count", "cpu-model",
+		"cpu-models-allowed", "tls-cert", "tls-key", "tls-ca",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
@@ -174,5 +197,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o,
 	if (!o->help && !o->version && !o->kernel && !o->incoming &&
 	    !o->print_host_facts && !o->print_cpu_models)
 		return err_set(err, -EINVAL, "--kernel FILE is required");
+	if ((o->tls_cert || o->tls_key || o->tls_ca) && !(o->tls_cert && o->tls_key && o->tls_ca))
+		return err_set(err, -EINVAL, "TLS needs all three of --tls-cert, --tls-key and --tls-ca");
 	return 0;
 }

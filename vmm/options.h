@@ -30,10 +30,15 @@ struct vmm_options {
 	char vm_option[40];		/* a VM-shaping option seen (vs --incoming) */
 	bool help;
 	bool version;
+	uint32_t keepalive_interval_s;	/* --incoming: 0 = default (5) */
+	uint32_t keepalive_count;	/* --incoming: 0 = default (5) */
 	const char *cpu_model;		/* NULL: host-model */
 	const char *cpu_models_allowed;	/* comma list; NULL: all */
 	bool print_host_facts;
 	bool print_cpu_models;
+	const char *tls_cert;		/* this host's TLS identity (all three or none) */
+	const char *tls_key;
+	const char *tls_ca;
 };
 
 #define VMM_DEFAULT_MEMORY	(256ULL << 20)

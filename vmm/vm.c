@@ -422,6 +422,45 @@ void vm_mark_handed_over(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/*
+ * The operator abandoned a post-copy whose destination is dead: this copy
+ * may run again (vm_resume() is refused until then).
+ */
+void vm_take_back(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->handed_over = false;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/*
+ * Pause, waiting at most timeout_ms for the vCPUs to park: a vCPU blocked
+ * in a post-copy page fault parks only once its page arrives. -ETIMEDOUT
+ * then, with the VM paused all the same (no vCPU enters the guest again).
+ */
+int vm_pause_within(struct vm *vm, uint32_t timeout_ms, struct err *err)
+{
+	uint64_t deadline = time_now_ns() + timeout_ms * 1000000ULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != VM_STATE_RUNNING && vm->state != VM_STATE_PAUSED)
+		ret = err_set(err, -EBUSY, "VM is %s, not running", vm_state_name(vm->state));
+	if (!ret) {
+		struct timespec ts = { deadline / 1000000000ULL, deadline % 1000000000ULL };
+
+		vm->state = VM_STATE_PAUSED;
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		while (vm->nr_parked < vm->nr_vcpus && !ret)
+			if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT)
+				ret = err_set(err, -ETIMEDOUT, "%u of %u vCPUs parked",
+					      vm->nr_parked, vm->nr_vcpus);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
 void vm_request_exit(struct vm *vm, enum vm_exit_reason why, uint32_t value,
 		     const char *fmt, ...)
 {

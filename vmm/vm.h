@@ -121,6 +121,8 @@ int vm_resume(struct vm *vm, struct err *err);
  * on vm_resume() refuses, so this process can never run the guest again.
  */
 void vm_mark_handed_over(struct vm *vm);
+void vm_take_back(struct vm *vm);
+int vm_pause_within(struct vm *vm, uint32_t timeout_ms, struct err *err);
 /*
  * Throttle the vCPUs to run (100 - pct) % of the time (auto-converge):
  * every 10 ms of running, each vCPU sleeps pct/(100-pct) x 10 ms outside

@@ -33,6 +33,7 @@ static struct {
 	uint64_t completed_ns;		/* migration completed at */
 	uint64_t final_seen_ns;		/* a client read the completed status */
 	bool vm_ready;			/* the VM exists (booted or received) */
+	struct tls_ctx *tls;		/* this host's TLS identity, or NULL */
 	uint64_t dirty_done_ns;		/* first seen done (for the planner's hint) */
 	struct mig_dirty_job *dirty;	/* the last dirty-rate measurement */
 } ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -98,6 +99,8 @@ static void fill_migration(struct api_migration_info *out)
 	out->postcopy_faults = st.postcopy_faults;
 	out->postcopy_fault_avg_us = st.postcopy_fault_avg_us;
 	out->postcopy_fault_max_us = st.postcopy_fault_max_us;
+	out->postcopy_recoveries = st.postcopy_recoveries;
+	out->postcopy_fault_p50_us = st.postcopy_fault_p50_us;
 	str_copy(out->plan, sizeof(out->plan), st.plan);
 	out->predicted_total_ms = st.predicted_total_ms;
 	out->predicted_downtime_ms = st.predicted_downtime_ms;
@@ -152,10 +155,32 @@ static void migrate_hints(struct mig_params *mp)
 	}
 }
 
+
+/* "tls": on (needs --tls-*), off, or "" (on when --tls-* was given). */
+static int migrate_tls_params(const struct api_migrate_params *p, struct mig_params *mp,
+			      struct err *err)
+{
+	if (p->tls[0] && strcmp(p->tls, "on") && strcmp(p->tls, "off"))
+		return err_set(err, -EINVAL, "tls must be on or off");
+	if (!strcmp(p->tls, "on") && !ctl.tls)
+		return err_set(err, -EINVAL, "tls on: this tern-vmm was started without "
+			       "--tls-cert/--tls-key/--tls-ca");
+	mp->tls = strcmp(p->tls, "off") ? ctl.tls : NULL;
+	str_copy(mp->tls_hostname, sizeof(mp->tls_hostname), p->tls_hostname);
+	return 0;
+}
+
+void vmm_api_set_tls(struct tls_ctx *tls)
+{
+	ctl.tls = tls;
+}
+
 /* API parameters (0/empty: default) onto engine parameters. */
 static int migrate_params(const struct api_migrate_params *p, struct mig_params *mp,
 			  struct err *err)
 {
+	int ret;
+
 	mig_params_init(mp);
 	if (p->downtime_ms)
 		mp->downtime_ms = (uint32_t)p->downtime_ms;
@@ -195,6 +220,16 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 	mp->xbzrle = p->xbzrle;
 	if (p->xbzrle_cache_mib)
 		mp->xbzrle_cache_bytes = p->xbzrle_cache_mib << 20;
+	if (p->keepalive_interval_s)
+		mp->keepalive_interval_s = (uint32_t)p->keepalive_interval_s;
+	if (p->keepalive_count)
+		mp->keepalive_count = (uint32_t)p->keepalive_count;
+	ret = mig_keepalive_check(mp->keepalive_interval_s, mp->keepalive_count, err);
+	if (ret)
+		return ret;
+	ret = migrate_tls_params(p, mp, err);
+	if (ret)
+		return ret;
 	return migrate_plan_params(p, mp, err);
 }
 
@@ -341,6 +376,12 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 	else if (req->action == API_ACTION_MIGRATE_POSTCOPY)
 		ret = ctl.mig ? mig_source_postcopy(ctl.mig, err) :
 		      err_set(err, -ENOENT, "no migration to switch to post-copy");
+	else if (req->action == API_ACTION_MIGRATE_RECOVER)
+		ret = ctl.mig ? mig_source_recover(ctl.mig, req->migrate.uri, err) :
+		      err_set(err, -ENOENT, "no migration to recover");
+	else if (req->action == API_ACTION_MIGRATE_ABANDON)
+		ret = ctl.mig ? mig_source_abandon(ctl.mig, req->migrate.resume_source, err) :
+		      err_set(err, -ENOENT, "no migration to abandon");
 	if (!ret)
 		fill_migration(&reply->migration);
 	if (!ret && ctl.completed_ns && !ctl.final_seen_ns)
@@ -378,6 +419,8 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	case API_ACTION_MIGRATE_STATUS:
 	case API_ACTION_MIGRATE_CANCEL:
 	case API_ACTION_MIGRATE_POSTCOPY:
+	case API_ACTION_MIGRATE_RECOVER:
+	case API_ACTION_MIGRATE_ABANDON:
 		return migration_action(vm, req, reply, err);
 	case API_ACTION_DIRTY_RATE:
 	case API_ACTION_DIRTY_RATE_STATUS:
@@ -412,6 +455,7 @@ void vmm_api_quiesce(void)
 	pthread_mutex_lock(&ctl.lock);
 	if (ctl.mig) {
 		mig_source_cancel(ctl.mig, NULL);	/* refused after GO: then wait */
+		mig_source_abandon(ctl.mig, false, NULL); /* post-copy paused: give up */
 		mig_source_free(ctl.mig);
 		ctl.mig = NULL;
 	}

@@ -16,5 +16,8 @@ void vmm_api_set_ready(void);
 void vmm_api_quiesce(void);
 /* Periodic work of the main loop (leave after a completed migration). */
 void vmm_api_tick(void);
+/* This host's TLS identity for outgoing migrations (NULL: plain TCP). */
+struct tls_ctx;
+void vmm_api_set_tls(struct tls_ctx *tls);
 
 #endif

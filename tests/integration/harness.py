@@ -76,12 +76,15 @@ class Tap:
 class Vmm:
     """One tern-vmm process with its serial console logged to a file."""
 
-    def __init__(self, args, serial_file=True, api=True, workdir=None):
+    def __init__(self, args, serial_file=True, api=True, workdir=None,
+                 prefix=(), env=None):
+        """prefix: a command to run tern-vmm under (e.g. ip netns exec NS);
+        env: extra environment variables (e.g. TERN_FAULT)."""
         self.dir = workdir or tempfile.mkdtemp(prefix="tern-test-")
         self.serial = os.path.join(self.dir, "serial.log")
         self.api = os.path.join(self.dir, "vm.sock") if api else None
         self.stderr_path = os.path.join(self.dir, "stderr.log")
-        cmd = [VMM] + list(args)
+        cmd = list(prefix) + [VMM] + list(args)
         if serial_file:
             cmd += ["--serial", "file:" + self.serial]
         if self.api:
@@ -89,7 +92,8 @@ class Vmm:
         self.cmd = cmd
         self.errf = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.errf)
+                                     stdout=subprocess.DEVNULL, stderr=self.errf,
+                                     env=dict(os.environ, **env) if env else None)
 
     def output(self):
         try:

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """test_postcopy.py - post-copy migrations of a guest that dirties memory
 faster than the capped link carries it: a switch asked for mid-migration,
-a switch as the timeout action, and the destination killed during
-post-copy (the source must never run the guest again). The guest verifies
-every page on the destination."""
+a switch as the timeout action, the switch by policy (auto_postcopy), the
+network cut (twice) during post-copy and recovered through a proxy, and the
+destination killed during post-copy (recovery fails clearly, the source
+stays paused until the operator abandons it). The guest verifies every
+page on the destination."""
 import os
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -58,26 +62,155 @@ def timeout_action_postcopy_completes():
         guest_alive_and_clean(p.dst, "destination")
 
 
+class Proxy:
+    """A TCP proxy between source and destination that can cut every
+    connection it carries (the network breaking), and keeps accepting."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.uri = f"tcp:127.0.0.1:{self.ls.getsockname()[1]}"
+        self.lock = threading.Lock()
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                d = a.recv(1 << 16)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.cut()
+        self.ls.close()
+
+
+def start_postcopy(p, uri, bandwidth):
+    """Migrate to uri over a capped link; switch to post-copy after pass 1."""
+    r = run([CLI, "--vmm", p.src.api, "migrate", uri, "--bandwidth", str(bandwidth),
+             "--auto-converge", "off", "--postcopy"])
+    check(r.returncode == 0, f"migrate: {r.returncode} {r.stderr}")
+    p.wait_state(("active",), timeout=30)
+    st, _ = p.src.call("POST", "/vm/migration/postcopy")
+    check(st == 200, f"postcopy switch: {st}")
+    p.wait_state(("postcopy-active",), timeout=120)
+
+
+def both_paused(p, prx, cuts):
+    time.sleep(0.5)             # some pages move first
+    prx.cut()
+    m = p.wait_state(("postcopy-paused",), timeout=60)
+    check(m["error"], f"paused without a reason: {m}")
+    deadline = time.time() + 30
+    while p.dst.stderr().count("postcopy-paused") < cuts and time.time() < deadline:
+        time.sleep(0.1)
+    check(p.dst.stderr().count("postcopy-paused") == cuts, f"destination: {p.dst.stderr()[-600:]}")
+    time.sleep(0.5)             # a guest still printing would show now
+    n = len(p.dst.output())
+    time.sleep(1.0)
+    check(len(p.dst.output()) == n, "destination guest runs while post-copy is paused")
+    check(p.src.call("GET", "/vm")[1]["state"] == "paused", "source VM must stay paused")
+
+
 @tap.case()
-def destination_killed_in_postcopy_never_resumes_source():
+def cut_twice_in_postcopy_recovers_and_completes():
+    with Pair(HOT, memory="256M") as p:
+        prx = Proxy(p.port)
+        try:
+            p.wait_ready()
+            start_postcopy(p, prx.uri, 8)
+            both_paused(p, prx, 1)
+            r = run([CLI, "--vmm", p.src.api, "migrate-recover"])     # through the proxy
+            check(r.returncode == 0, f"recover: {r.returncode} {r.stdout} {r.stderr}")
+            m = p.status()
+            check(m["state"] in ("postcopy-active", "completed"), f"{m}")
+            if m["state"] == "postcopy-active":
+                both_paused(p, prx, 2)
+                r = run([CLI, "--vmm", p.src.api, "migrate-recover", p.uri])  # direct
+                check(r.returncode == 0, f"recover 2: {r.returncode} {r.stdout} {r.stderr}")
+            m = wait_final(p)
+            check(m["state"] == "completed", f"{m}")
+            check(m["postcopy_recoveries"] >= 1, f"{m}")
+            guest_alive_and_clean(p.dst, "destination")
+        finally:
+            prx.close()
+
+
+@tap.case()
+def recover_with_destination_dead_fails_clearly():
     with Pair(HOT, memory="256M") as p:
         p.wait_ready()
-        # slow link: post-copy lasts long enough to kill the destination in it
-        r = p.migrate("--bandwidth", "4", "--auto-converge", "off", "--postcopy", wait=False)
-        check(r.returncode == 0, f"migrate: {r.returncode} {r.stderr}")
-        p.wait_state(("active",), timeout=30)
-        st, _ = p.src.call("POST", "/vm/migration/postcopy")
-        check(st == 200, f"postcopy switch: {st}")
-        p.wait_state(("postcopy-active",), timeout=120)
+        start_postcopy(p, p.uri, 8)
         p.dst.kill()
-        m = wait_final(p, timeout=60)
-        check(m["state"] == "postcopy-failed", f"{m}")
+        m = p.wait_state(("postcopy-paused", "postcopy-failed"), timeout=60)
+        check(m["state"] == "postcopy-paused", f"{m}")
+        r = run([CLI, "--vmm", p.src.api, "migrate-recover"])
+        check(r.returncode != 0 and "recovery failed" in r.stderr,
+              f"recover to a dead destination: {r.returncode} {r.stderr}")
+        check(p.status()["state"] == "postcopy-paused", f"{p.status()}")
         st, info = p.src.call("GET", "/vm")
         check(info["state"] == "paused", f"source VM must stay paused: {info}")
         n = len(p.src.output())
         time.sleep(1.0)
         check(len(p.src.output()) == n, "source guest printed: it runs again")
-        check(p.src.proc.poll() is None, "source process left with the frozen copy")
+        st, _ = p.src.call("POST", "/vm/resume")
+        check(st != 200, "a plain resume must be refused after the handover")
+        # the operator's explicit choice: the destination is dead, run here
+        r = run([CLI, "--vmm", p.src.api, "migrate-abandon", "--resume-source"])
+        check(r.returncode == 0, f"abandon: {r.returncode} {r.stderr}")
+        m = p.wait_state(("postcopy-failed",), timeout=30)
+        check("abandoned" in m["error"], f"{m}")
+        check(p.src.call("GET", "/vm")[1]["state"] == "running", "source VM not resumed")
+        guest_alive_and_clean(p.src, "source after abandon")
+
+
+@tap.case()
+def auto_postcopy_completes():
+    with Pair(HOT, memory="256M") as p:
+        p.wait_ready()
+        r = p.migrate("--bandwidth", "20", "--auto-converge", "off", "--auto-postcopy",
+                      timeout=300)
+        check(r.returncode == 0, f"migrate exit {r.returncode}: {r.stdout[-800:]}")
+        check("post-copy" in r.stdout, f"summary: {r.stdout[-800:]}")
+        guest_alive_and_clean(p.dst, "destination")
 
 
 @tap.case(needs_kvm=False)

@@ -376,6 +376,44 @@ static void running_case(const char *backend, const char *ring_size, uint64_t de
 	dt_free(t);
 }
 
+/*
+ * The engine's auto-converge case: the vCPU is throttled (put to sleep
+ * outside KVM_RUN most of the time, kicked out of it again and again)
+ * while pages are logged, read and re-armed. Nothing may be missed.
+ */
+static void throttled_case(const char *backend, unsigned pct, unsigned iters,
+			   unsigned interval_us)
+{
+	struct dt *t = dt_new(backend, NULL, DT_DELAY_FAST);
+	struct err err = { 0 };
+	char what[64];
+
+	dt_start_logging(t);
+	dt_run(t);
+	dt_ok(vm_set_throttle(&t->vm, pct, &err), &err, "vm_set_throttle");
+	for (unsigned k = 1; k <= iters; k++) {
+		usleep(interval_us);
+		dt_get_clear(t);
+		dt_verify_running(t, k);
+		__atomic_store_n(t->iter, k + 1, __ATOMIC_RELAXED);
+	}
+	dt_pause(t);
+	dt_ok(vm_set_throttle(&t->vm, 0, &err), &err, "vm_set_throttle");
+	dt_get_clear(t);
+	dt_verify_running(t, iters + 1);
+	for (unsigned p = 0; p < DT_PAGES; p++)
+		t->missed += t->pending[p];
+	snprintf(what, sizeof(what), "%s running, throttled %u%%", backend, pct);
+	dt_report(t, what, iters);
+	dt_free(t);
+}
+
+static void test_bitmap_throttled(void **state)
+{
+	(void)state;
+	throttled_case("bitmap", 90, 150, 5000);
+}
+
 static void test_bitmap_strict(void **state)
 {
 	(void)state;
@@ -541,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_ring_full_strict),
 		cmocka_unit_test(test_ring_full_running),
 		cmocka_unit_test(test_ring_full_signals),
+		cmocka_unit_test(test_bitmap_throttled),
 	};
 	const char *no_kvm = kt_kvm_unavailable();
 

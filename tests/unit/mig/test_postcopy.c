@@ -1,6 +1,7 @@
 /*
  * test_postcopy.c - the pure parts of post-copy: PC_REQ encoding, bitmap
- * scans, the request queue, the PC_DONE report, and the POSTCOPY_DISCARD /
+ * scans, the request queue, the PC_DONE report, the recovery id and
+ * PC_BITMAP slices, and the POSTCOPY_DISCARD /
  * POSTCOPY_LISTEN records through the writer and the validating loader.
  */
 #include <errno.h>
@@ -257,6 +258,67 @@ static void test_discard_every_cut_fails(void **state)
 	mig_stream_fini(&w);
 }
 
+/* PC_DONE from a reader without the median field still parses. */
+static void test_report_p50_optional(void **state)
+{
+	struct pc_report back;
+
+	(void)state;
+	assert_int_equal(pc_report_parse("faults=1 requests=2 placed=3 lat_avg_us=4 lat_max_us=5",
+					 &back, NULL), 0);
+	assert_int_equal(back.lat_p50_us, 0);
+	assert_int_equal(pc_report_parse("faults=1 requests=2 placed=3 lat_avg_us=4 lat_max_us=5"
+					 " lat_p50_us=6", &back, NULL), 0);
+	assert_int_equal(back.lat_p50_us, 6);
+	assert_int_equal(pc_report_parse("faults=1 requests=2 placed=3 lat_avg_us=4 lat_max_us=5"
+					 " lat_p50_us=6 more", &back, NULL), -EPROTO);
+}
+
+static void test_id_roundtrip(void **state)
+{
+	char buf[PC_ID_TEXT_LEN];
+	uint64_t id = 0;
+
+	(void)state;
+	pc_id_format(buf, 0x0123456789abcdefULL);
+	assert_string_equal(buf, "pcid=0123456789abcdef");
+	assert_int_equal(pc_id_parse(buf, &id), 0);
+	assert_true(id == 0x0123456789abcdefULL);
+	assert_int_equal(pc_id_parse("pcid=0000000000000000", &id), -EINVAL);
+	assert_int_equal(pc_id_parse("pcid=0123456789ABCDEF", &id), -EINVAL);
+	assert_int_equal(pc_id_parse("pcid=0123456789abcde", &id), -EINVAL);
+	assert_int_equal(pc_id_parse("pcid=0123456789abcdef0", &id), -EINVAL);
+	assert_int_equal(pc_id_parse("", &id), -EINVAL);
+}
+
+static void test_bitmap_slice_roundtrip(void **state)
+{
+	uint64_t words[PC_BITMAP_WORDS_MAX], back[PC_BITMAP_WORDS_MAX], w0;
+	uint8_t buf[PC_BITMAP_HDR + 8 * PC_BITMAP_WORDS_MAX + 8];
+	uint32_t block, n;
+	size_t len;
+
+	(void)state;
+	for (unsigned i = 0; i < PC_BITMAP_WORDS_MAX; i++)
+		words[i] = 0x0101010101010101ULL * i;
+	len = pc_bitmap_encode(buf, 7, 126, words, PC_BITMAP_WORDS_MAX);
+	assert_true(len <= 1024);	/* one control record */
+	assert_int_equal(pc_bitmap_decode(buf, len, &block, &w0, back, &n, NULL), 0);
+	assert_int_equal(block, 7);
+	assert_true(w0 == 126);
+	assert_int_equal(n, PC_BITMAP_WORDS_MAX);
+	assert_memory_equal(words, back, sizeof(words));
+	/* framing: empty, ragged, too long, reserved field set */
+	assert_int_equal(pc_bitmap_decode(buf, PC_BITMAP_HDR, &block, &w0, back, &n, NULL), -EPROTO);
+	assert_int_equal(pc_bitmap_decode(buf, len - 1, &block, &w0, back, &n, NULL), -EPROTO);
+	pc_bitmap_encode(buf, 7, 0, words, 1);
+	buf[5] = 1;
+	assert_int_equal(pc_bitmap_decode(buf, PC_BITMAP_HDR + 8, &block, &w0, back, &n, NULL),
+			 -EPROTO);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(pc_bitmap_decode(buf, sizeof(buf), &block, &w0, back, &n, NULL), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +329,9 @@ int main(void)
 		cmocka_unit_test(test_discard_listen_roundtrip),
 		cmocka_unit_test(test_discard_rejects),
 		cmocka_unit_test(test_discard_every_cut_fails),
+		cmocka_unit_test(test_report_p50_optional),
+		cmocka_unit_test(test_id_roundtrip),
+		cmocka_unit_test(test_bitmap_slice_roundtrip),
 	};
 	return cmocka_run_group_tests_name("mig-postcopy", tests, NULL, NULL);
 }
