@@ -76,16 +76,28 @@ static void print_progress(const json_t *o, bool tty)
 	fflush(stdout);
 }
 
+/* "12.3 s, downtime 45 ms", or that it was not predicted to converge. */
+static void fmt_prediction(char *buf, size_t len, uint64_t total_ms, uint64_t downtime_ms)
+{
+	if (total_ms)
+		snprintf(buf, len, "%.1f s, downtime %" PRIu64 " ms", total_ms / 1000.0, downtime_ms);
+	else
+		snprintf(buf, len, "not converging");
+}
+
 /* The planner's prediction (first and last) next to what happened. */
 static void print_prediction(const json_t *o)
 {
 	if (!*jstr(o, "plan"))
 		return;
-	printf("  plan:        %s; predicted at the start %.1f s, downtime %" PRIu64
-	       " ms; at the end %.1f s, downtime %" PRIu64 " ms\n", jstr(o, "plan"),
-	       jget(o, "initial_predicted_total_ms") / 1000.0,
-	       jget(o, "initial_predicted_downtime_ms"),
-	       jget(o, "predicted_total_ms") / 1000.0, jget(o, "predicted_downtime_ms"));
+	char first[48], last[48];
+
+	fmt_prediction(first, sizeof(first), jget(o, "initial_predicted_total_ms"),
+		       jget(o, "initial_predicted_downtime_ms"));
+	fmt_prediction(last, sizeof(last), jget(o, "predicted_total_ms"),
+		       jget(o, "predicted_downtime_ms"));
+	printf("  plan:        %s; predicted at the start %s; at the end %s\n",
+	       jstr(o, "plan"), first, last);
 	printf("  actual:      %.1f s, downtime %" PRIu64 " ms\n",
 	       jget(o, "elapsed_ms") / 1000.0, jget(o, "downtime_ms"));
 	if (jget(o, "downtime_limit_ms") != jget(o, "downtime_limit_initial_ms"))

@@ -109,7 +109,7 @@ void converge_plan_start(struct converge *c, unsigned available, uint64_t dirty_
 	s = c->plan.choice ? c->plan.choice : c->plan.fallback;
 	if (s)
 		c->in_use = s;
-	c->first_total_ms = s ? c->plan.pred[s].total_ms : 0;
+	c->first_total_ms = s && c->plan.pred[s].converges ? c->plan.pred[s].total_ms : 0;
 	c->first_downtime_ms = s ? c->plan.pred[s].downtime_ms : 0;
 	plan_eta(c, c->start_ns, 0);
 	str_copy(c->why, sizeof(c->why), c->plan.why);

