@@ -7,7 +7,8 @@
  * must fail with the expected code and a message that names the problem;
  * none may crash, hang or leak (the unit suite also runs under ASan+UBSan).
  * Sweeps cut a valid stream at every length and swap every pair of
- * adjacent records.
+ * adjacent records. `test_mig_hostile --seeds DIR` writes the valid
+ * post-copy stream and every case as seeds for tests/fuzz/mig.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -780,7 +781,40 @@ static void test_pc_done_and_id_hostile(void **state)
 		assert_int_equal(pc_id_parse(ids[i], &id), -EINVAL);
 }
 
-int main(void)
+/* --seeds DIR: write the valid stream and every case as fuzz seeds. */
+static int write_seed(const char *dir, const char *name, void (*build)(struct mig_stream *))
+{
+	struct mig_stream w;
+	char path[512];
+	FILE *f;
+	int ret = -1;
+
+	mig_stream_init_mem_writer(&w, 0);
+	build(&w);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (f) {
+		ret = fwrite(w.buf, 1, w.len, f) == w.len ? 0 : -1;
+		fclose(f);
+	}
+	mig_stream_fini(&w);
+	return ret;
+}
+
+static int write_seeds(const char *dir)
+{
+	int ret = write_seed(dir, "pc-valid", valid_stream);
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases) && !ret; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "hostile-%02zu", i);
+		ret = write_seed(dir, name, cases[i].build);
+	}
+	return ret ? 1 : 0;
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_cases),
@@ -792,5 +826,7 @@ int main(void)
 		cmocka_unit_test(test_pc_done_and_id_hostile),
 	};
 
+	if (argc == 3 && !strcmp(argv[1], "--seeds"))
+		return write_seeds(argv[2]);
 	return cmocka_run_group_tests_name("mig-hostile", tests, NULL, NULL);
 }
