@@ -8,13 +8,24 @@
 
 #include "cli.h"
 
-static json_int_t print_events(const json_t *r, json_int_t last, bool json)
+/* The highest event id in a reply, or `last` if it has none. */
+static json_int_t last_id(const json_t *r, json_int_t last)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(json_object_get(r, "events"), i, e)
+		if (json_integer_value(json_object_get(e, "id")) > last)
+			last = json_integer_value(json_object_get(e, "id"));
+	return last;
+}
+
+static void print_events(const json_t *r, bool json)
 {
 	size_t i;
 	json_t *e;
 
 	json_array_foreach(json_object_get(r, "events"), i, e) {
-		last = json_integer_value(json_object_get(e, "id"));
 		if (json) {
 			json_dumpf(e, stdout, JSON_COMPACT);
 			putchar('\n');
@@ -29,7 +40,6 @@ static json_int_t print_events(const json_t *r, json_int_t last, bool json)
 		       json_string_value(json_object_get(e, "message")));
 	}
 	fflush(stdout);
-	return last;
 }
 
 int cli_cmd_events(struct cli_ctx *ctx, int argc, char **argv)
@@ -57,8 +67,11 @@ int cli_cmd_events(struct cli_ctx *ctx, int argc, char **argv)
 		snprintf(path, sizeof(path), "/events?after=%" JSON_INTEGER_FORMAT "%s%s%s",
 			 last, vm ? "&vm=" : "", vm ? vm : "", last >= 0 && follow ? "&wait=25" : "");
 		ret = cli_host_call(ctx, "GET", path, NULL, &r);
+		if (!ret && !ctx->json)	/* --json before the command: printed raw */
+			print_events(r, json);
 		if (!ret)
-			last = ctx->json ? last : print_events(r, last < 0 ? 0 : last, json);
+			last = last_id(r, last < 0 ? 0 : last);
+		fflush(stdout);
 		json_decref(r);
 	} while (!ret && follow);
 	return ret;

@@ -2,7 +2,7 @@
  * cmd_vm.c - `tern vm ...`: VMs kept by a ternd (--host URL|SOCKET).
  *   vm define FILE.json | list | show NAME | console NAME
  *   vm start|pause|resume|undefine NAME
- *   vm stop NAME [--force] [--timeout S]
+ *   vm stop NAME [--force] [--timeout S]   (both: graceful for S, then SIGKILL)
  *   vm migrate NAME --to HOST [--check] [--wait] [engine options]
  *   vm migrate-cancel NAME
  * Also holds the table of ternd commands (vm, host, events).
@@ -176,6 +176,31 @@ static int vm_simple(struct cli_ctx *ctx, const char *op, const char *name,
 	return ret;
 }
 
+/* vm stop NAME [--force] [--timeout S], options in any order. */
+static int vm_stop(struct cli_ctx *ctx, int argc, char **argv)
+{
+	bool force = false;
+	uint64_t t = 0;
+	char body[64];
+
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--force"))
+			force = true;
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			if (parse_uint(argv[++i], 1, 3600, &t))
+				return cli_usage_error("vm stop: --timeout: '%s' is not 1..3600 seconds",
+						       argv[i]);
+		} else
+			return cli_usage_error("vm stop: unexpected argument '%s'", argv[i]);
+	}
+	if (t)
+		snprintf(body, sizeof(body), "{\"force\":%s,\"timeout_s\":%" PRIu64 "}",
+			 force ? "true" : "false", t);
+	else
+		snprintf(body, sizeof(body), "{\"force\":%s}", force ? "true" : "false");
+	return vm_simple(ctx, "stop", argv[2], body);
+}
+
 /* Engine options pass through: --downtime-ms N -> "downtime_ms": N. */
 static const struct { const char *opt, *key; bool is_str, is_flag; } knobs[] = {
 	{ "--downtime-ms", "downtime_ms", false, false },
@@ -244,6 +269,26 @@ static void print_verdict(const json_t *r)
 		       json_string_value(json_object_get(e, "reason")));
 }
 
+/* The engine's summary, from the source's "migrated" event. */
+static void print_summary(struct cli_ctx *ctx, const char *name)
+{
+	const char *msg = NULL, *sum;
+	char path[128];
+	json_t *r, *e;
+	size_t i;
+
+	snprintf(path, sizeof(path), "/events?vm=%s", name);
+	if (cli_host_call(ctx, "GET", path, NULL, &r))
+		return;
+	json_array_foreach(json_object_get(r, "events"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "kind")) ?: "", "migrated"))
+			msg = json_string_value(json_object_get(e, "message"));
+	sum = msg ? strstr(msg, "): ") : NULL;
+	if (sum)
+		printf("  %s\n", sum + 3);
+	json_decref(r);
+}
+
 /* Poll the source until the VM left (404 there) or the migration ended. */
 static int migrate_wait(struct cli_ctx *ctx, const char *name)
 {
@@ -266,6 +311,7 @@ static int migrate_wait(struct cli_ctx *ctx, const char *name)
 			json_decref(r);
 			printf("%smigration completed: %s now runs on the destination\n",
 			       tty ? "\n" : "", name);
+			print_summary(ctx, name);
 			ret = CLI_EXIT_OK;
 			break;
 		}
@@ -335,16 +381,8 @@ static int cli_cmd_vm(struct cli_ctx *ctx, int argc, char **argv)
 		return vm_console(ctx, argv[2]);
 	if (!strcmp(sub, "migrate"))
 		return vm_migrate(ctx, argc, argv);
-	if (!strcmp(sub, "stop")) {
-		char body[64] = "{}";
-		bool force = argc > 3 && !strcmp(argv[3], "--force");
-
-		if (argc > 4 && !strcmp(argv[3], "--timeout"))
-			snprintf(body, sizeof(body), "{\"timeout_s\":%d}", atoi(argv[4]));
-		else if (force)
-			snprintf(body, sizeof(body), "{\"force\":true}");
-		return vm_simple(ctx, "stop", argv[2], body);
-	}
+	if (!strcmp(sub, "stop"))
+		return vm_stop(ctx, argc, argv);
 	for (size_t i = 0; i < ARRAY_SIZE(simple); i++)
 		if (!strcmp(sub, simple[i]) && argc == 3)
 			return vm_simple(ctx, simple[i], argv[2], NULL);

@@ -122,4 +122,16 @@ int cpu_model_check(const char *name, const struct cpu_featset *host,
 void cpu_model_apply(const struct cpu_model *m, struct kvm_cpuid_entry2 *e,
 		     size_t n);
 
+/*
+ * After cpu_model_apply(): give the guest model m's identity instead of
+ * the host's (cpu_identity.c): family/model/stepping and brand from the
+ * table, a fixed set of leaves (others dropped, missing ones added as
+ * zeros, up to `cap` entries), host-specific registers fixed or zeroed,
+ * sorted by (function, index). The result depends only on m, the host
+ * vendor and what the caller set for the vCPU (APIC ID, topology), as
+ * long as the host supports m. Returns the new number of entries.
+ */
+size_t cpu_model_identity(const struct cpu_model *m, struct kvm_cpuid_entry2 *e,
+			  size_t n, size_t cap);
+
 #endif

@@ -3,9 +3,11 @@
  * connection so a long-poll or a peer call never blocks other clients)
  * on a unix socket (mode 0600: whoever can open it is admin) and on TCP
  * (`listen`). TCP clients authenticate with "Authorization: Bearer
- * TOKEN"; the token's role decides: a viewer may only GET. With no
- * token configured, TCP clients are admins (keep `listen` on loopback).
- * Routes are in docs/api/ternd.yaml.
+ * TOKEN"; the token's role decides: a viewer may only GET, an admin token
+ * or the cluster's peer_token may do everything. A TCP client without a
+ * valid token is refused (401), whatever it asks, also when no token is
+ * configured at all. Request bodies and query parameters are checked by
+ * input.c and spec.c before any handler runs. Routes: docs/api/ternd.yaml.
  */
 #include "ternd.h"
 
@@ -97,6 +99,20 @@ static int http_error(json_t **reply, struct err *err)
 	return http_status(err->code ? err->code : -EIO);
 }
 
+/* 400 with every bad field of the request in "errors". */
+static int http_bad_request(json_t **reply, json_t *errors, struct err *err)
+{
+	json_t *first = json_array_get(errors, 0);
+
+	err_set(err, -EINVAL, "bad request: %s%s%s%s",
+		json_string_value(json_object_get(first, "field")) ?: "",
+		*(json_string_value(json_object_get(first, "field")) ?: "") ? ": " : "",
+		json_string_value(json_object_get(first, "error")) ?: "?",
+		json_array_size(errors) > 1 ? " (and more, see errors)" : "");
+	*reply = json_pack("{s:o}", "errors", errors);
+	return http_error(reply, err);
+}
+
 static int route_vms(struct http_req *r, json_t **reply, struct err *err)
 {
 	json_t *errors, *def;
@@ -112,7 +128,7 @@ static int route_vms(struct http_req *r, json_t **reply, struct err *err)
 		return 200;
 	}
 	errors = json_array();
-	def = ternd_vm_validate(r->body, errors);
+	def = ternd_vm_validate(r->body, r->d->cfg.default_cpu_model, errors);
 	if (!def) {
 		*reply = json_pack("{s:o}", "errors", errors);
 		err_set(err, -EINVAL, "invalid VM definition (%zu bad fields)",
@@ -142,6 +158,7 @@ static int route_vm(struct http_req *r, const char *name, const char *op,
 		    json_t **reply, struct err *err)
 {
 	struct ternd_vm *vm;
+	json_t *errors;
 	int ret;
 
 	if (!op && !strcmp(r->method, "GET")) {
@@ -156,6 +173,10 @@ static int route_vm(struct http_req *r, const char *name, const char *op,
 	}
 	if (!op)
 		op = "undefine";	/* DELETE */
+	errors = json_array();
+	if (ternd_op_args_check(op, r->body, errors))
+		return http_bad_request(reply, errors, err);
+	json_decref(errors);
 	if (!strcmp(op, "migrate"))
 		ret = ternd_migrate(r->d, name, r->body, reply, err);
 	else if (!strcmp(op, "migrate-cancel"))
@@ -174,22 +195,25 @@ static const char *http_arg(struct http_req *r, const char *k)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, k);
 }
 
-static int route_events(struct http_req *r, json_t **reply)
+static int route_events(struct http_req *r, json_t **reply, struct err *err)
 {
-	const char *vm = http_arg(r, "vm"), *after = http_arg(r, "after"),
-		   *wait = http_arg(r, "wait");
-	long long a = after ? atoll(after) : -1;
-	int w = wait ? atoi(wait) : 0;
+	struct ternd_events_args a;
+	json_t *errors = json_array();
 
-	*reply = json_pack("{s:o}", "events", ternd_events_query(r->d, vm, a,
-				(unsigned)(w < 0 ? 0 : w > 30 ? 30 : w)));
+	if (ternd_events_args_parse(http_arg(r, "vm"), http_arg(r, "after"),
+				    http_arg(r, "wait"), &a, errors))
+		return http_bad_request(reply, errors, err);
+	json_decref(errors);
+	*reply = json_pack("{s:o}", "events", ternd_events_query(r->d,
+				a.vm[0] ? a.vm : NULL, a.after, a.wait_s));
 	return 200;
 }
 
 static int route_host(struct http_req *r, const char *sub, json_t **reply,
 		      struct err *err)
 {
-	json_t *m = json_object_get(r->body, "maintenance");
+	json_t *errors;
+	bool on;
 
 	if (!sub) {
 		*reply = ternd_host_facts(r->d, err);
@@ -199,11 +223,11 @@ static int route_host(struct http_req *r, const char *sub, json_t **reply,
 		*reply = ternd_host_state(r->d);
 		return 200;
 	}
-	if (!json_is_boolean(m)) {
-		err_set(err, -EINVAL, "field 'maintenance': true or false");
-		return http_error(reply, err);
-	}
-	r->d->cfg.maintenance = json_is_true(m);
+	errors = json_array();
+	if (ternd_maintenance_args_parse(r->body, &on, errors))
+		return http_bad_request(reply, errors, err);
+	json_decref(errors);
+	r->d->cfg.maintenance = on;
 	ternd_event(r->d, NULL, "maintenance", "host maintenance %s",
 		    r->d->cfg.maintenance ? "on" : "off");
 	*reply = json_pack("{s:b}", "maintenance", r->d->cfg.maintenance);
@@ -234,7 +258,7 @@ static int route(struct http_req *r, json_t **reply, struct err *err)
 	     !strcmp(seg[1], "maintenance") && !get))
 		return route_host(r, seg[1], reply, err);
 	if (!strcmp(seg[0], "events") && n == 1 && get)
-		return route_events(r, reply);
+		return route_events(r, reply, err);
 	if (!strcmp(seg[0], "vms") && n == 1)
 		return route_vms(r, reply, err);
 	if (!strcmp(seg[0], "vms") && n == 2 && (get || !strcmp(r->method, "DELETE")))
@@ -265,14 +289,11 @@ static enum ternd_role http_role(struct ternd *d, struct MHD_Connection *conn,
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_AUTHORIZATION);
 
-	if (is_unix || !d->cfg.n_tokens)
+	if (is_unix)
 		return TERND_ROLE_ADMIN;
 	if (!h || strncmp(h, "Bearer ", 7))
 		return TERND_ROLE_INVALID;
-	for (unsigned i = 0; i < d->cfg.n_tokens; i++)
-		if (!strcmp(h + 7, d->cfg.tokens[i].secret))
-			return d->cfg.tokens[i].role;
-	return TERND_ROLE_INVALID;
+	return ternd_token_role(&d->cfg, h + 7);
 }
 
 static enum MHD_Result http_run(struct http_listener *l, struct MHD_Connection *conn,

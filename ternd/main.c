@@ -88,13 +88,34 @@ static int parse_args(int argc, char **argv, const char **config)
 	return 0;
 }
 
+/* Every bad line of the configuration, one per line on stderr. */
+static void print_config_errors(const char *path, json_t *errors)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(errors, i, e)
+		fprintf(stderr, "ternd: %s:%" JSON_INTEGER_FORMAT ": %s%s%s\n", path,
+			json_integer_value(json_object_get(e, "line")),
+			json_string_value(json_object_get(e, "field")),
+			*json_string_value(json_object_get(e, "field")) ? ": " : "",
+			json_string_value(json_object_get(e, "error")));
+}
+
 static int setup(struct ternd *d, const char *config, struct err *err)
 {
+	const char *path = config ? config : DEFAULT_CONFIG;
+	json_t *errors = json_array();
 	int ret;
 
 	ternd_config_defaults(&d->cfg);
-	ret = ternd_config_load(&d->cfg, config ? config : DEFAULT_CONFIG,
-				config != NULL, err);
+	ret = ternd_config_load(&d->cfg, path, config != NULL, errors, err);
+	if (json_array_size(errors) > 1)
+		print_config_errors(path, errors);
+	json_decref(errors);
+	if (!ret && d->cfg.listen[0] && !d->cfg.n_tokens && !d->cfg.peer_token[0])
+		log_warn("ternd", "listen = %s but no token or peer_token: every TCP client will be refused",
+			 d->cfg.listen);
 	if (!ret)
 		ret = ternd_config_finish(&d->cfg, err);
 	if (!ret)

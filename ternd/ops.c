@@ -118,16 +118,21 @@ static int op_start(struct ternd *d, struct ternd_vm *vm, struct err *err)
 static int op_stop(struct ternd *d, struct ternd_vm *vm, const json_t *args,
 		   struct err *err)
 {
-	bool force = json_is_true(json_object_get(args, "force"));
-	json_int_t t = json_integer_value(json_object_get(args, "timeout_s"));
-	unsigned timeout_ms = (unsigned)(t > 0 && t < 3600 ? t : d->cfg.stop_timeout_s) * 1000;
-	bool graceful = false;
+	json_t *errors = json_array();
+	unsigned timeout_ms, t = 0;
+	bool force = false, graceful = false;
+
+	ternd_stop_args_parse(args, &force, &t, errors);	/* checked by http.c */
+	json_decref(errors);
+	timeout_ms = (t ? t : d->cfg.stop_timeout_s) * 1000;
 
 	if (vm->state == TERND_VM_STOPPED) {
 		vm_release(d, vm, 0, 0);
 		return err_set(err, -EALREADY, "VM %s is already stopped", vm->name);
 	}
-	if (!force && !ternd_vmm_call(vm->sock, "POST", "/vm/shutdown", NULL, NULL, NULL))
+	/* force alone: SIGKILL at once; with a timeout: graceful first */
+	if ((!force || t) &&
+	    !ternd_vmm_call(vm->sock, "POST", "/vm/shutdown", NULL, NULL, NULL))
 		for (unsigned w = 0; w < timeout_ms; w += 50) {
 			if (!ternd_proc_alive(vm->pid, vm->sock)) {
 				graceful = true;

@@ -18,51 +18,7 @@
 
 #include "err.h"
 #include "host.h"
-
-#define TERND_PATH_MAX 256
-#define TERND_NAME_MAX 64
-#define TERND_TOKENS_MAX 16
-
-enum ternd_role {
-	TERND_ROLE_INVALID = 0,
-	TERND_ROLE_VIEWER,
-	TERND_ROLE_ADMIN,
-};
-
-struct ternd_token {
-	enum ternd_role role;
-	char secret[128];
-};
-
-struct ternd_config {
-	char host[TERND_NAME_MAX];		/* host = (default: hostname) */
-	char cluster[TERND_NAME_MAX];		/* cluster = default */
-	char listen[128];			/* listen = 127.0.0.1:7070 ("" off) */
-	char socket[TERND_PATH_MAX];		/* socket = RUN_DIR/ternd.sock */
-	char state_dir[TERND_PATH_MAX];		/* state_dir = /var/lib/tern */
-	char run_dir[TERND_PATH_MAX];		/* run_dir = /run/tern */
-	char hooks_dir[TERND_PATH_MAX];		/* hooks_dir = /etc/tern/hooks.d */
-	char vmm[TERND_PATH_MAX];		/* vmm = tern-vmm */
-	char migration_address[64];		/* migration_address = 127.0.0.1 */
-	unsigned port_min, port_max;		/* migration_ports = 49152-49215 */
-	unsigned stop_timeout_s;		/* stop_timeout = 30 */
-	unsigned hook_timeout_s;		/* hook_timeout = 30 */
-	unsigned keepalive_interval_s;		/* keepalive_interval = 2 */
-	unsigned keepalive_timeout_s;		/* keepalive_timeout = 10 */
-	bool maintenance;			/* maintenance = false */
-	char peer_token[128];			/* peer_token = (none) */
-	struct ternd_token tokens[TERND_TOKENS_MAX];	/* token = ROLE:SECRET */
-	unsigned n_tokens;
-	char tls_cert[TERND_PATH_MAX];		/* tls_cert/tls_key/tls_ca: */
-	char tls_key[TERND_PATH_MAX];		/* reserved for h/tls */
-	char tls_ca[TERND_PATH_MAX];
-	char networks[512];			/* networks = a,b (offered) */
-	char storage[512];			/* storage = a,b (offered) */
-	char models[512];			/* cpu_models = (all) */
-	uint64_t reserved_memory;		/* reserved_memory = 0 */
-	unsigned reserved_cpus;			/* reserved_cpus = 0 */
-	struct host_config hostcfg;		/* built from the above */
-};
+#include "parse.h"
 
 enum ternd_vm_state {
 	TERND_VM_INVALID = 0,
@@ -103,12 +59,6 @@ struct ternd {
 	volatile bool stopping;
 };
 
-/* config.c */
-void ternd_config_defaults(struct ternd_config *cfg);
-int ternd_config_load(struct ternd_config *cfg, const char *path,
-		      bool must_exist, struct err *err);
-int ternd_config_finish(struct ternd_config *cfg, struct err *err);
-
 /* events.c */
 int ternd_events_open(struct ternd *d, struct err *err);
 void ternd_events_close(struct ternd *d);
@@ -122,7 +72,6 @@ int ternd_hook_run(struct ternd *d, const char *vm, const char *phase,
 		   const char *side, char *msg, size_t len);
 
 /* vm.c: definitions and per-VM files */
-json_t *ternd_vm_validate(const json_t *spec, json_t *errors);
 struct ternd_vm *ternd_vm_find(struct ternd *d, const char *name);
 struct ternd_vm *ternd_vm_new(struct ternd *d, const char *name, json_t *def);
 void ternd_vm_remove(struct ternd *d, struct ternd_vm *vm);

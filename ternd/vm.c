@@ -1,6 +1,5 @@
 /*
- * vm.c - VM definitions: validation (every bad field named, all at once),
- * the in-memory list, and the per-VM files under STATE_DIR/vms/NAME/:
+ * vm.c - VM definitions: the in-memory list (validation is in spec.c), and the per-VM files under STATE_DIR/vms/NAME/:
  *   definition.json  the validated spec
  *   runtime.json     state, tern-vmm pid, migration in progress
  *   console.log      the guest's serial console
@@ -19,180 +18,6 @@
 
 #include "log.h"
 #include "util.h"
-
-static void field_err(json_t *errors, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void field_err(json_t *errors, const char *field, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field,
-						"error", buf));
-}
-
-static bool vm_name_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	return n && n < TERND_NAME_MAX && s[0] != '.' && s[0] != '-' &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
-}
-
-static void v_name(const json_t *spec, json_t *out, json_t *errors)
-{
-	const char *s = json_string_value(json_object_get(spec, "name"));
-
-	if (!vm_name_ok(s))
-		field_err(errors, "name", "required: 1-63 of [A-Za-z0-9_.-], not starting with '.' or '-'");
-	else
-		json_object_set_new(out, "name", json_string(s));
-}
-
-static void v_memory(const json_t *spec, json_t *out, json_t *errors)
-{
-	json_t *v = json_object_get(spec, "memory");
-	uint64_t m = 0;
-
-	if (json_is_integer(v) && json_integer_value(v) > 0)
-		m = (uint64_t)json_integer_value(v);
-	else if (!json_is_string(v) || parse_size(json_string_value(v), &m)) {
-		field_err(errors, "memory", "required: bytes or a size such as \"256M\"");
-		return;
-	}
-	if (m < 64 * MiB || m % 4096 || m > 4096 * GiB)
-		field_err(errors, "memory", "must be 64M..4T and a multiple of 4K");
-	else
-		json_object_set_new(out, "memory", json_integer((json_int_t)m));
-}
-
-static void v_vcpus(const json_t *spec, json_t *out, json_t *errors)
-{
-	json_t *v = json_object_get(spec, "vcpus");
-
-	if (!v)
-		json_object_set_new(out, "vcpus", json_integer(1));
-	else if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		 json_integer_value(v) > 254)
-		field_err(errors, "vcpus", "must be an integer from 1 to 254");
-	else
-		json_object_set(out, "vcpus", v);
-}
-
-static void v_file(const json_t *spec, const char *key, bool required,
-		   json_t *out, json_t *errors)
-{
-	json_t *v = json_object_get(spec, key);
-	const char *s = json_string_value(v);
-	struct stat st;
-
-	if (!v && !required)
-		return;
-	if (!s || s[0] != '/' || strlen(s) >= TERND_PATH_MAX)
-		field_err(errors, key, "%s: an absolute file path", required ? "required" : "must be");
-	else if (stat(s, &st) < 0 || !S_ISREG(st.st_mode))
-		field_err(errors, key, "%s: no such file on this host", s);
-	else
-		json_object_set_new(out, key, json_string(s));
-}
-
-static void v_string(const json_t *spec, const char *key, const char *def,
-		     size_t max, json_t *out, json_t *errors)
-{
-	json_t *v = json_object_get(spec, key);
-
-	if (!v)
-		json_object_set_new(out, key, json_string(def));
-	else if (!json_is_string(v) || json_string_length(v) > max ||
-		 strlen(json_string_value(v)) != json_string_length(v))
-		field_err(errors, key, "must be a string of at most %zu bytes", max);
-	else
-		json_object_set(out, key, v);
-}
-
-static void v_names(const json_t *spec, const char *key, json_t *out,
-		    json_t *errors)
-{
-	json_t *v = json_object_get(spec, key), *e;
-	size_t i;
-
-	if (!v) {
-		json_object_set_new(out, key, json_array());
-		return;
-	}
-	if (!json_is_array(v) || json_array_size(v) > 64)
-		goto bad;
-	json_array_foreach(v, i, e)
-		if (!vm_name_ok(json_string_value(e)))
-			goto bad;
-	json_object_set(out, key, v);
-	return;
-bad:
-	field_err(errors, key, "must be a list of at most 64 names");
-}
-
-static void v_mode(json_t *out, json_t *errors)
-{
-	const char *m = json_string_value(json_object_get(out, "migration_mode"));
-
-	if (!m)
-		return;
-	if (strcmp(m, "migratable") && strcmp(m, "manual-only") &&
-	    strcmp(m, "pinned") && strcmp(m, "none"))
-		field_err(errors, "migration_mode", "must be migratable, manual-only, pinned or none");
-	else if (!strcmp(m, "pinned") &&
-		 !json_array_size(json_object_get(out, "pinned_hosts")))
-		field_err(errors, "pinned_hosts", "a pinned VM needs at least one host");
-}
-
-static const char *const vm_fields[] = {
-	"name", "memory", "vcpus", "kernel", "initrd", "cmdline", "cpu_model",
-	"migration_mode", "pinned_hosts", "networks", "disks",
-};
-
-/* The normalized definition, or NULL with one entry per bad field. */
-json_t *ternd_vm_validate(const json_t *spec, json_t *errors)
-{
-	json_t *out = json_object();
-	const char *k;
-	json_t *v;
-
-	if (!json_is_object(spec)) {
-		field_err(errors, "", "the definition must be a JSON object");
-		json_decref(out);
-		return NULL;
-	}
-	json_object_foreach((json_t *)spec, k, v) {
-		size_t i;
-
-		for (i = 0; i < ARRAY_SIZE(vm_fields); i++)
-			if (!strcmp(k, vm_fields[i]))
-				break;
-		if (i == ARRAY_SIZE(vm_fields))
-			field_err(errors, k, "unknown field");
-	}
-	v_name(spec, out, errors);
-	v_memory(spec, out, errors);
-	v_vcpus(spec, out, errors);
-	v_file(spec, "kernel", true, out, errors);
-	v_file(spec, "initrd", false, out, errors);
-	v_string(spec, "cmdline", "", 2048, out, errors);
-	v_string(spec, "cpu_model", "host-model", 63, out, errors);
-	v_string(spec, "migration_mode", "migratable", 16, out, errors);
-	v_names(spec, "pinned_hosts", out, errors);
-	v_names(spec, "networks", out, errors);
-	v_names(spec, "disks", out, errors);
-	v_mode(out, errors);
-	if (json_array_size(errors)) {
-		json_decref(out);
-		return NULL;
-	}
-	return out;
-}
 
 const char *ternd_vm_state_name(enum ternd_vm_state s)
 {
@@ -311,7 +136,7 @@ static void vm_load_one(struct ternd *d, const char *name)
 
 	snprintf(p, sizeof(p), "%s/vms/%s/definition.json", d->cfg.state_dir, name);
 	def = json_load_file(p, 0, NULL);
-	norm = def ? ternd_vm_validate(def, errors) : NULL;
+	norm = def ? ternd_vm_validate(def, d->cfg.default_cpu_model, errors) : NULL;
 	if (!norm || strcmp(json_string_value(json_object_get(norm, "name")), name)) {
 		log_warn("vm", "ignoring %s: not a valid definition", p);
 		json_decref(norm);
@@ -346,7 +171,7 @@ int ternd_vm_load_all(struct ternd *d, struct err *err)
 	if (!dir)
 		return err_set(err, -errno, "cannot read %s: %s", p, strerror(errno));
 	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.' && vm_name_ok(e->d_name))
+		if (e->d_name[0] != '.' && ternd_vm_name_ok(e->d_name))
 			vm_load_one(d, e->d_name);
 	closedir(dir);
 	return 0;

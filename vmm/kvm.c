@@ -208,6 +208,9 @@ void kvm_destroy_vcpu(struct kvm *kvm, struct kvm_vcpu_fd *v)
 	v->fd = -1;
 }
 
+/* Room for the leaves cpu_model_identity() may add. */
+#define CPUID_IDENTITY_EXTRA 16
+
 /* Adjust KVM's supported CPUID for one vCPU: APIC IDs and topology. */
 static void cpuid_fixup(struct kvm_cpuid_entry2 *e, unsigned id,
 			unsigned nr_vcpus, bool is_pvm)
@@ -284,7 +287,8 @@ int kvm_vcpu_set_cpuid(struct kvm *kvm, struct kvm_vcpu_fd *v, unsigned id,
 		       unsigned nr_vcpus, struct err *err)
 {
 	size_t sz = sizeof(*kvm->cpuid) + kvm->cpuid->nent * sizeof(kvm->cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(sz);
+	size_t extra = CPUID_IDENTITY_EXTRA * sizeof(kvm->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(sz + extra);
 	int ret = 0;
 
 	if (!c)
@@ -292,8 +296,14 @@ int kvm_vcpu_set_cpuid(struct kvm *kvm, struct kvm_vcpu_fd *v, unsigned id,
 	memcpy(c, kvm->cpuid, sz);
 	for (unsigned i = 0; i < c->nent; i++)
 		cpuid_fixup(&c->entries[i], id, nr_vcpus, kvm->is_pvm);
-	if (kvm->cpu_model)
+	if (kvm->cpu_model) {
 		cpu_model_apply(kvm->cpu_model, c->entries, c->nent);
+		/* the model's identity, not the host's (docs/cpu-models.md) */
+		c->nent = (uint32_t)cpu_model_identity(kvm->cpu_model, c->entries, c->nent,
+						       c->nent + CPUID_IDENTITY_EXTRA);
+		for (unsigned i = 0; i < c->nent; i++)
+			cpuid_fixup(&c->entries[i], id, nr_vcpus, kvm->is_pvm);
+	}
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		ret = kvm_ioctl_err(err, "KVM_SET_CPUID2");
 	else if (kvm->cpu_model && id == 0)

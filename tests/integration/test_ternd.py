@@ -2,8 +2,10 @@
 """test_ternd.py - three ternd's, each in its own network namespace (a veth
 into a shared bridge namespace, its own address, state and config dirs under
 a temp dir), migrating the test guest between them peer to peer; refused
-migrations with their reasons; a vetoing hook; a viewer refused; ternd
-killed while VMs run and while a migration runs. Needs root (ip netns)."""
+migrations with their reasons; a vetoing hook; a viewer and token-less TCP
+clients refused (ternd's talk to each other with the peer_token); the
+cluster's default CPU model; ternd killed while VMs run and while a
+migration runs; the source tern-vmm killed mid-migration. Needs root."""
 import json
 import os
 import re
@@ -19,7 +21,7 @@ from harness import BUILD, CLI, GUEST, Tap, check, run, tg_stats  # noqa: E402
 
 TERND = os.path.join(BUILD, "ternd", "ternd")
 VMM = os.path.join(BUILD, "vmm", "tern-vmm")
-ADMIN, VIEWER = "admin-secret-1", "viewer-secret-1"
+ADMIN, VIEWER, PEER = "admin-secret-1", "viewer-secret-1", "peer-secret-1"
 tap = Tap()
 TAG = f"tt{os.getpid() % 100000}"
 NET = f"10.{200 + os.getpid() % 50}.{(os.getpid() // 50) % 250}"
@@ -44,7 +46,7 @@ class Host:
                     state_dir=os.path.join(self.dir, "state"),
                     run_dir=os.path.join(self.dir, "run"), hooks_dir=self.hooks,
                     vmm=VMM, migration_address=self.ip,
-                    migration_ports="47100-47120", peer_token=ADMIN,
+                    migration_ports="47100-47120", peer_token=PEER,
                     keepalive_interval="1", keepalive_timeout="5", stop_timeout="5")
         keys.update(conf)
         self.conf = os.path.join(self.dir, "ternd.conf")
@@ -81,11 +83,12 @@ class Host:
             self.proc.wait(10)
         self.proc = None
 
-    def tern(self, *args, token=None, tcp=False, timeout=120):
-        """The CLI on the unix socket (admin) or over TCP inside the namespace."""
+    def tern(self, *args, token=ADMIN, tcp=False, timeout=120):
+        """The CLI on the unix socket (admin) or over TCP inside the namespace
+        (token None: no token at all)."""
         if tcp:
-            cmd = ["ip", "netns", "exec", self.ns, CLI, "--host", self.url,
-                   "--token", token or ADMIN]
+            cmd = ["ip", "netns", "exec", self.ns, CLI, "--host", self.url]
+            cmd += ["--token", token] if token is not None else []
         else:
             cmd = [CLI, "--host", self.sock]
         return run(cmd + list(args), timeout=timeout)
@@ -113,8 +116,9 @@ class Cluster:
         sh("ip", "netns", "add", self.hub)
         sh("ip", "-n", self.hub, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.hub, "link", "set", "br0", "up")
+        h2 = dict(default_cpu_model="x86-64-v1")
         h3 = dict(cpu_models="host-model", reserved_memory="1000T")
-        for i, conf in enumerate([{}, {}, h3], 1):
+        for i, conf in enumerate([{}, h2, h3], 1):
             h = Host(self.top, i, **conf)
             h.netns(self.hub)
             self.hosts.append(h)
@@ -188,12 +192,16 @@ def check_moved(src, dst, vm, top):
 def migrates_there_and_back_with_pages_verified():
     with Cluster() as c:
         h1, h2, _ = c.hosts
-        define_start(h1, "vm1")
+        define_start(h1, "vm1", cpu_model="x86-64-v1")  # a named model migrates too
         r = migrate(h1, h2, "vm1", "--check")
         check(r.returncode == 0 and "OK" in r.stdout, f"check: {r.stdout} {r.stderr}")
-        r = migrate(h1, h2, "vm1", "--wait")
+        r = migrate(h1, h2, "vm1", "--wait", "--bandwidth", "32")
         check(r.returncode == 0 and "migration completed" in r.stdout, f"migrate: {r.stdout} {r.stderr}")
+        check(re.search(r"\[#*\.*\] +\d+% ", r.stdout), f"no progress bar: {r.stdout}")
+        check(re.search(r"total [\d.]+ s, downtime \d+ ms, [\d.]+ \w+ sent", r.stdout),
+              f"no engine summary: {r.stdout}")
         check_moved(h1, h2, "vm1", c.top)
+        check(h2.vms()["vm1"]["definition"]["cpu_model"] == "x86-64-v1", "model changed on the way")
         r = migrate(h2, h1, "vm1", "--wait")
         check(r.returncode == 0, f"migrate back: {r.stdout} {r.stderr}")
         check_moved(h2, h1, "vm1", c.top)
@@ -246,6 +254,40 @@ def hook_vetoes_and_viewer_is_refused():
         check(r.returncode == 0 and "vm1" in r.stdout, r.stderr)
         r = h1.tern("vm", "list", token="wrong", tcp=True)
         check(r.returncode == 1 and "token" in r.stderr, r.stderr)
+        r = h1.tern("vm", "list", token=None, tcp=True)
+        check(r.returncode == 1 and "token" in r.stderr, f"no token: {r.stderr}")
+        r = h1.tern("vm", "list", token=PEER, tcp=True)     # another ternd: admin
+        check(r.returncode == 0 and "vm1" in r.stdout, f"peer token: {r.stderr}")
+        # the cluster's default CPU model (h2) applies to a spec without one
+        r = h2.tern("--json", "host", "facts")
+        check(json.loads(r.stdout).get("default_cpu_model") == "x86-64-v1", f"facts: {r.stdout[:300]}")
+        spec = os.path.join(h2.dir, "d.json")
+        with open(spec, "w") as f:
+            json.dump(dict(name="dflt", memory="64M", kernel=GUEST), f)
+        r = h2.tern("vm", "define", spec)
+        check(r.returncode == 0, f"define: {r.stderr}")
+        check(h2.vms()["dflt"]["definition"]["cpu_model"] == "x86-64-v1", f"{h2.vms()['dflt']}")
+        with open(spec, "w") as f:
+            json.dump(dict(name="-bad", memory="1K", kernel="x", cpu_model="Pentium"), f)
+        r = h2.tern("vm", "define", spec)
+        for field in ("name", "memory", "kernel", "cpu_model"):
+            check(f"  {field}: " in r.stderr, f"define: no {field} error: {r.stderr}")
+
+
+def follow_json_does_not_repeat(h):
+    """`tern --json events --follow` prints each event once."""
+    p = subprocess.Popen([CLI, "--host", h.sock, "--json", "events", "--follow"],
+                         stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    h.tern("vm", "pause", "vm1")
+    h.tern("vm", "resume", "vm1")
+    time.sleep(1)
+    p.terminate()
+    out = p.communicate(timeout=10)[0]
+    ids = [e["id"] for line in out.splitlines() if line.strip()
+           for e in json.loads(line)["events"]]
+    check(len(ids) == len(set(ids)), f"events repeated: {ids}")
+    check(len(ids) >= 3, f"too few events followed: {out[-300:]}")
 
 
 @tap.case()
@@ -261,7 +303,8 @@ def killed_ternd_readopts_running_vms():
         v = h1.vms()["vm1"]
         check(v["state"] == "running" and v["pid"] == pid, f"after restart: {v}")
         check("adopted" in h1.tern("events", "--vm", "vm1").stdout, "no adopted event")
-        r = h1.tern("vm", "stop", "vm1")
+        follow_json_does_not_repeat(h1)
+        r = h1.tern("vm", "stop", "vm1", "--timeout", "2", "--force")
         check(r.returncode == 0 and not vmm_pids(c.top, "vm1"), f"stop: {r.stderr}")
         check(h1.vms()["vm1"]["state"] == "stopped", "not stopped")
 
@@ -290,6 +333,31 @@ def ternd_killed_during_migration_leaves_one_copy():
         check(on.vms()["vm1"]["state"] == "running" and on.vms()["vm1"]["pid"] == pids[0],
               f"{on.name}'s view: {on.vms()['vm1']} vs pid {pids}")
         wait_stats(on, "vm1", len(on.console("vm1")), n=1)
+
+
+@tap.case()
+def source_vmm_killed_during_migration_stops_the_vm():
+    with Cluster() as c:
+        h1, h2, _ = c.hosts
+        define_start(h1, "vm1")
+        src = h1.vms()["vm1"]["pid"]
+        r = migrate(h1, h2, "vm1", "--bandwidth", "8")
+        check(r.returncode == 0, f"migrate: {r.stderr}")
+        time.sleep(1)
+        check(h1.vms()["vm1"]["migrating"], "migration over too soon to test")
+        os.kill(src, signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline and (h1.vms()["vm1"]["migrating"] or h2.vms()
+                                          or vmm_pids(c.top, "vm1")):
+            time.sleep(0.3)
+        v = h1.vms()["vm1"]
+        check(v["state"] == "stopped" and not v["migrating"] and v["pid"] == 0, f"h1: {v}")
+        check("lost" in v.get("last_migration", ""), f"last_migration: {v}")
+        check(not h2.vms(), f"h2 kept {h2.vms()}")
+        check(not vmm_pids(c.top, "vm1"), "a tern-vmm for vm1 still runs")
+        check("migration_failed" in h1.tern("events", "--vm", "vm1").stdout, "no event")
+        r = h1.tern("vm", "start", "vm1")                   # the definition is intact
+        check(r.returncode == 0, f"restart: {r.stderr}")
 
 
 if __name__ == "__main__":
