@@ -8,7 +8,7 @@ the next tern-vmm on that path removes it).
 
 The fault switch is TERN_FAULT=<point>:<action> (docs/testing-faults.md).
 The matrix and its last results are in docs/crash-matrix.md. Post-copy
-points join by adding rows to MATRIX.
+cells are in PC_MATRIX (after GO neither side alone has the VM).
 """
 import os
 import random
