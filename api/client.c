@@ -118,6 +118,10 @@ static int api_client_tls_error(CURLcode rc, const char *url,
 	    has(m, "record layer failure"))
 		return err_set(err, -EPROTO, "TLS: %s does not speak TLS (plain HTTP?): %s",
 			       url, m);
+	if (has(m, "getpeername") || has(m, "reset by peer") || has(m, "unexpected eof"))
+		return err_set(err, -ECONNRESET,
+			       "TLS: %s closed the connection after the handshake: did it refuse our certificate? (%s)",
+			       url, m);
 	if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM)
 		return err_set(err, -EINVAL, "TLS: cannot use our CA or certificate files: %s", m);
 	return err_set(err, -EPROTO, "TLS: request to %s failed: %s", url, m);

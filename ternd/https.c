@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 
 #define PEEK_MS 5000
 #define NAMES_MAX 256
+#define LINGER_MS 1000
 
 struct https_ident {
 	struct https_ident *next;
@@ -97,6 +99,22 @@ static void https_pending_remove(struct ternd_https *hs, struct https_ident *id)
 		}
 }
 
+/*
+ * After a refused handshake: stop sending, and read what the client still
+ * sends (its first request) for a moment before closing, so the close is
+ * no RST that would destroy our TLS alert before the client reads it.
+ */
+static void https_close_gently(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[4096];
+
+	shutdown(fd, SHUT_WR);
+	while (poll(&p, 1, LINGER_MS) > 0 && read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
 /* TLS handshake, then the plaintext end goes to MHD with its identity. */
 static void https_serve(struct https_conn *c)
 {
@@ -111,7 +129,7 @@ static void https_serve(struct https_conn *c)
 		if (id)
 			https_refuse_plain(c->fd, who);
 		free(id);
-		close(c->fd);
+		https_close_gently(c->fd);
 		return;
 	}
 	pfd = tls_wrap_server_std(hs->tls, c->fd, 0, hs->d->cfg.tls_require_client_cert,
@@ -119,7 +137,7 @@ static void https_serve(struct https_conn *c)
 	if (pfd < 0) {
 		log_warn("https", "refused %s during the TLS handshake: %s", who, err_msg(&err));
 		free(id);
-		close(c->fd);
+		https_close_gently(c->fd);
 		return;
 	}
 	log_debug("https", "%s: TLS client '%s'", who, id->names[0] ? id->names : "(no certificate)");
