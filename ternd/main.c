@@ -113,7 +113,8 @@ static int setup(struct ternd *d, const char *config, struct err *err)
 	if (json_array_size(errors) > 1)
 		print_config_errors(path, errors);
 	json_decref(errors);
-	if (!ret && d->cfg.listen[0] && !d->cfg.n_tokens && !d->cfg.peer_token[0])
+	if (!ret && d->cfg.listen[0] && !d->cfg.n_tokens && !d->cfg.peer_token[0] &&
+	    !d->cfg.tls_peers[0] && !d->cfg.tls_admins[0] && !d->cfg.tls_viewers[0])
 		log_warn("ternd", "listen = %s but no token or peer_token: every TCP client will be refused",
 			 d->cfg.listen);
 	if (!ret)
