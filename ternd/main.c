@@ -49,25 +49,6 @@ static int make_dirs(struct ternd *d, struct err *err)
 	return 0;
 }
 
-/* Does this tern-vmm take --cpu-model (branch h/cpumodel)? */
-static bool vmm_has_cpu_model(const char *vmm)
-{
-	char cmd[PATH_MAX], line[512];
-	bool found = false;
-	FILE *f;
-
-	if (strchr(vmm, '\''))
-		return false;
-	snprintf(cmd, sizeof(cmd), "'%s' --help 2>&1", vmm);
-	f = popen(cmd, "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		found |= strstr(line, "--cpu-model") != NULL;
-	pclose(f);
-	return found;
-}
-
 static int parse_args(int argc, char **argv, const char **config)
 {
 	for (int i = 1; i < argc; i++) {
@@ -153,7 +134,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ternd: %s\n", err_msg(&err));
 		return 1;
 	}
-	d.vmm_has_cpu_model = vmm_has_cpu_model(d.cfg.vmm);
 	ternd_adopt_all(&d);
 	http = ternd_http_start(&d, &err);
 	if (!http) {

@@ -64,7 +64,7 @@ static int proc_argv(struct ternd *d, struct ternd_vm *vm, const char *incoming,
 			 json_integer_value(json_object_get(def, "vcpus")));
 		ARG("--vcpus");
 		ARG(bufs[1]);
-		if (d->vmm_has_cpu_model && model && strcmp(model, "host-model")) {
+		if (model && strcmp(model, "host-model")) {
 			ARG("--cpu-model");
 			ARG(model);
 		}

@@ -55,7 +55,6 @@ struct ternd {
 	struct ternd_vm *vms;
 	struct ternd_vm *graveyard;	/* removed VMs, freed at exit */
 	struct ternd_events *events;
-	bool vmm_has_cpu_model;		/* tern-vmm --cpu-model exists */
 	volatile bool stopping;
 };
 
