@@ -84,6 +84,7 @@ enum api_vm_state {
 	API_VM_RUNNING,
 	API_VM_PAUSED,
 	API_VM_SHUTTING_DOWN,
+	API_VM_POSTCOPY_PAUSED,		/* incoming post-copy lost its source */
 };
 
 struct api_vm_info {

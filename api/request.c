@@ -108,6 +108,7 @@ const char *api_vm_state_name(enum api_vm_state s)
 	case API_VM_RUNNING:		return "running";
 	case API_VM_PAUSED:		return "paused";
 	case API_VM_SHUTTING_DOWN:	return "shutting_down";
+	case API_VM_POSTCOPY_PAUSED:	return "postcopy-paused";
 	case API_VM_INVALID:		break;
 	}
 	return "invalid";

@@ -25,6 +25,9 @@ struct cli_ctx {
 	const char *host;	/* --host URL|SOCKET: a ternd (TERN_HOST) */
 	const char *token;	/* --token TOKEN (TERN_TOKEN) */
 	bool quiet;		/* cli_host_call prints no error */
+	const char *tls_ca;	/* --tls-ca FILE (TERN_TLS_CA): https:// */
+	const char *tls_cert;	/* --tls-cert FILE (TERN_TLS_CERT) */
+	const char *tls_key;	/* --tls-key FILE (TERN_TLS_KEY) */
 };
 
 struct cli_cmd {

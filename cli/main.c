@@ -55,7 +55,8 @@ static void cli_help(FILE *f)
 {
 	char synopsis[64];
 
-	fputs("usage: tern [--vmm PATH | --host URL [--token T]] [--json] COMMAND [ARGS...]\n"
+	fputs("usage: tern [--vmm PATH | --host URL [--token T] [--tls-ca F [--tls-cert F --tls-key F]]]\n"
+	      "            [--json] COMMAND [ARGS...]\n"
 	      "       tern --help | --version\n\n"
 	      "Commands:\n", f);
 	for (size_t g = 0; g < ARRAY_SIZE(cli_groups); g++)
@@ -98,9 +99,15 @@ static void cli_help(FILE *f)
 	      "                              make NAME.pem + NAME-key.pem, signed by the CA\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
-	      "  --host URL|SOCKET  the ternd to talk to: http://HOST:PORT, HOST:PORT or its\n"
-	      "                 unix socket (default $TERN_HOST, else /run/tern/ternd.sock)\n"
+	      "  --host URL|SOCKET  the ternd to talk to: https://HOST:PORT, http://HOST:PORT,\n"
+	      "                 HOST:PORT or its unix socket (default $TERN_HOST, else\n"
+	      "                 /run/tern/ternd.sock); HOST:PORT means https when a CA is given\n"
 	      "  --token TOKEN  API token for a ternd over TCP (default $TERN_TOKEN)\n"
+	      "  --tls-ca FILE  the cluster CA that signed the ternd's certificate (https; its\n"
+	      "                 name must match HOST) (default $TERN_TLS_CA)\n"
+	      "  --tls-cert FILE, --tls-key FILE  our certificate and key, from tern pki issue:\n"
+	      "                 a ternd gives it the role its tls_admins/tls_viewers name\n"
+	      "                 (default $TERN_TLS_CERT, $TERN_TLS_KEY)\n"
 	      "  --json         print the API's JSON reply instead of text\n"
 	      "  -h, --help     show this help\n"
 	      "  -V, --version  show the version\n\n"
@@ -132,6 +139,12 @@ int cli_common_option(struct cli_ctx *ctx, int argc, char **argv, int *i)
 		if (*i + 1 >= argc)
 			return cli_usage_error("option %s needs a value", a);
 		*(a[2] == 'h' ? &ctx->host : &ctx->token) = argv[++*i];
+	} else if (!strcmp(a, "--tls-ca") || !strcmp(a, "--tls-cert") ||
+		   !strcmp(a, "--tls-key")) {
+		if (*i + 1 >= argc || !argv[*i + 1][0])
+			return cli_usage_error("option %s needs a FILE", a);
+		*(!strcmp(a, "--tls-ca") ? &ctx->tls_ca : !strcmp(a, "--tls-cert") ?
+		  &ctx->tls_cert : &ctx->tls_key) = argv[++*i];
 	} else if (!strcmp(a, "--vmm")) {
 		if (*i + 1 >= argc)
 			return cli_usage_error("option --vmm needs a PATH");

@@ -234,4 +234,14 @@ int mig_secure_accept(int fd, struct err *err);
 void mig_dest_set_tls(struct tls_ctx *tls);
 bool mig_dest_has_tls(void);
 
+/*
+ * The destination's state for the API thread (dest_status.c): state
+ * (none until a post-copy starts; postcopy-active, postcopy-paused with
+ * the reason in error, postcopy-failed) and recoveries.
+ */
+void mig_dest_status(struct mig_stats *out);
+/* A readable fd (the VMM's signalfd) ends a wait for post-copy recovery:
+ * the VM is lost, mig_dest_receive() fails ("VM lost: post-copy was paused"). */
+void mig_dest_set_stop_fd(int fd);
+
 #endif

@@ -648,7 +648,7 @@ static int pc_pause(struct mig_source *m, struct err *err)
 	mig_stream_fini(&m->out);
 	if (mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE))
 		return err_set(err, -ENOMEM, "out of memory");
-	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&m->out, mig_keepalive_stream_timeout_ms(&m->ka));
 	mig_header_init(&h, VM_PAGE_SIZE);
 	h.features |= MIG_FEAT_POSTCOPY;
 	mig_stream_put_header(&m->out, &h);
@@ -677,23 +677,29 @@ static int postcopy(struct mig_source *m, struct err *err)
 	if (dirty < 0)
 		return (int)dirty;
 	ret = pc_source_put_discard(&m->rs, &m->out, err);
+	fault_point("src-pc-discard");
 	if (!ret)
 		ret = vm_state_save(m->vm, &m->out, err);
 	if (ret)
 		return ret;
+	fault_point("src-pc-device-state");
 	mig_stream_put_pc_listen(&m->out);
 	if (mig_stream_flush(&m->out))
 		return mig_stream_get_err(&m->out, err);
+	fault_point("src-pc-listen");
 	log_info("mig", "post-copy: %lld pages to fetch after the switch", (long long)dirty);
 	ret = handover(m, err);
-	if (ret)
+	/* GO sent but RUNNING lost: the destination may run; recoverable */
+	if (ret && !(m->committed && m->pcid))
 		return ret;
 	m->pc_phase = true;
 	set_state(m, MIG_STATE_POSTCOPY_ACTIVE);
 	pc_source_init(&m->pc, &m->rs, &m->out, m->fd, m->p.bandwidth);
 	m->pc.progress = pc_progress;
 	m->pc.opaque = m;
-	ret = pc_source_run(&m->pc, err);
+	m->pc.timeout_ms = mig_keepalive_timeout_ms(&m->ka);
+	if (!ret)
+		ret = pc_source_run(&m->pc, err);
 	while (ret && m->pcid && !m->pc.dest_error && !m->abandon) {
 		ret = pc_pause(m, err);
 		if (!ret)

@@ -390,6 +390,37 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 	return ret;
 }
 
+/*
+ * A destination receiving in post-copy (the VM runs, or waits paused for
+ * the source to come back) answers GET /vm and GET /vm/migration from the
+ * incoming migration's status; -EBUSY when there is none to show.
+ */
+static int incoming_status(struct vm *vm, const struct api_request *req,
+			   struct api_reply *reply)
+{
+	struct mig_stats st;
+
+	mig_dest_status(&st);
+	if (st.state == MIG_STATE_NONE)
+		return -EBUSY;
+	if (req->action == API_ACTION_GET_INFO) {
+		fill_info(vm, &reply->info);
+		if (st.state == MIG_STATE_POSTCOPY_PAUSED)
+			reply->info.state = API_VM_POSTCOPY_PAUSED;
+		return 0;
+	}
+	if (req->action != API_ACTION_MIGRATE_STATUS)
+		return -EBUSY;
+	memset(&reply->migration, 0, sizeof(reply->migration));
+	str_copy(reply->migration.state, sizeof(reply->migration.state),
+		 mig_state_name(st.state));
+	str_copy(reply->migration.error, sizeof(reply->migration.error), st.error);
+	str_copy(reply->migration.strategy, sizeof(reply->migration.strategy),
+		 "incoming post-copy");
+	reply->migration.postcopy_recoveries = st.postcopy_recoveries;
+	return 0;
+}
+
 static int vmm_api_execute(void *opaque, const struct api_request *req,
 			   struct api_reply *reply, struct err *err)
 {
@@ -400,6 +431,8 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	pthread_mutex_lock(&ctl.lock);
 	ready = ctl.vm_ready;
 	pthread_mutex_unlock(&ctl.lock);
+	if (!ready && !incoming_status(vm, req, reply))
+		return 0;
 	if (!ready)
 		return err_set(err, -EBUSY, "no VM yet: it is booting or waiting for an incoming migration");
 

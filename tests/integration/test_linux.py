@@ -25,7 +25,7 @@ def debian_kernel_prints_banner_and_early_boot():
     args = ["--kernel", KERNELS[-1], "--memory", "512M", "--vcpus", "2",
             "--cmdline", "earlyprintk=serial,ttyS0,115200 console=ttyS0 tern.test=1"]
     with Vmm(args) as vm:
-        m = vm.wait_for(r"Linux version (\S+)", timeout=300)
+        m = vm.wait_for(r"Linux version (\S+)\s", timeout=300)
         check(os.path.basename(KERNELS[-1]).endswith(m.group(1)),
               f"banner {m.group(0)!r} vs {KERNELS[-1]}")
         vm.wait_for(r"Command line: .*tern\.test=1", timeout=30)
