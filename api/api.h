@@ -28,6 +28,8 @@ enum api_action {
 	API_ACTION_MIGRATE_POSTCOPY,	/* POST /vm/migration/postcopy */
 	API_ACTION_MIGRATE_RECOVER,	/* POST /vm/migration/recover */
 	API_ACTION_MIGRATE_ABANDON,	/* POST /vm/migration/abandon */
+	API_ACTION_DIRTY_RATE,		/* POST /vm/dirty-rate */
+	API_ACTION_DIRTY_RATE_STATUS,	/* GET  /vm/dirty-rate */
 };
 
 /* `channels` absent from the request: the engine's default applies. */
@@ -55,10 +57,20 @@ struct api_migrate_params {
 	uint64_t keepalive_count;	/* 0: default (5) */
 	bool postcopy;			/* allow a switch to post-copy */
 	bool auto_postcopy;		/* switch when passes stop converging */
+	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
+	uint64_t downtime_max_ms;	/* relax the limit up to this on stalls; 0: never */
+	uint64_t downtime_steps;	/* 0: default (4) */
+	uint64_t probe_ms;		/* auto: dirty-rate probe first; 0: default (400) */
+	bool no_probe;			/* auto: skip the probe */
 	char tls[8];			/* "on", "off"; "": on if the VMM has --tls-* */
 	char tls_hostname[256];		/* name the destination's certificate must
 					 * carry; "": the host in the URI */
 	bool resume_source;		/* abandon: run the VM here again */
+};
+
+/* POST /vm/dirty-rate {"seconds": N} */
+struct api_dirty_rate_params {
+	uint64_t seconds;		/* 0: default (1) */
 };
 
 /*
@@ -68,6 +80,7 @@ struct api_migrate_params {
 struct api_request {
 	enum api_action action;
 	struct api_migrate_params migrate;	/* API_ACTION_MIGRATE */
+	struct api_dirty_rate_params dirty_rate;	/* API_ACTION_DIRTY_RATE */
 };
 
 /* Request bodies larger than this are refused with 413 before parsing. */
@@ -78,6 +91,7 @@ enum api_vm_state {
 	API_VM_RUNNING,
 	API_VM_PAUSED,
 	API_VM_SHUTTING_DOWN,
+	API_VM_POSTCOPY_PAUSED,		/* incoming post-copy lost its source */
 };
 
 struct api_vm_info {
@@ -122,13 +136,31 @@ struct api_migration_info {
 	uint64_t pages_compressed;	/* pages sent in compressed batches */
 	uint64_t postcopy_requests, postcopy_bg_pages, postcopy_pages_left;
 	uint64_t postcopy_faults, postcopy_fault_avg_us, postcopy_fault_max_us;
+	char plan[16];			/* the planner's strategy in use ("" if none) */
+	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
+	uint64_t initial_predicted_total_ms, initial_predicted_downtime_ms;
+	uint64_t dirty_rate_smoothed_bps;
+	uint64_t working_set_bytes;	/* estimate */
+	uint64_t downtime_limit_initial_ms;	/* before relaxing */
 	uint64_t postcopy_recoveries;	/* times a broken post-copy was recovered */
 	uint64_t postcopy_fault_p50_us;	/* median fault latency (destination's) */
+};
+
+/* GET/POST /vm/dirty-rate */
+struct api_dirty_rate_info {
+	char state[16];			/* none, measuring, done, failed */
+	uint64_t dirty_rate_bps;	/* mean over the windows */
+	uint64_t peak_dirty_rate_bps;
+	uint64_t working_set_bytes;	/* distinct pages dirtied in all */
+	uint64_t duration_ms, window_ms;
+	uint32_t windows;
+	char error[256];
 };
 
 struct api_reply {
 	struct api_vm_info info;	/* filled for GET_INFO */
 	struct api_migration_info migration;	/* MIGRATE* actions */
+	struct api_dirty_rate_info dirty_rate;	/* DIRTY_RATE* actions */
 };
 
 /*

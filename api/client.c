@@ -55,16 +55,24 @@ static size_t api_client_write(char *ptr, size_t size, size_t nmemb,
 /* Method and path end up in the request line: keep them to plain tokens. */
 static bool api_client_is_url(const char *target)
 {
-	return target && !strncmp(target, "http://", 7);
+	return target && (!strncmp(target, "http://", 7) ||
+			  !strncmp(target, "https://", 8));
+}
+
+static bool api_client_is_https(const char *target)
+{
+	return target && !strncmp(target, "https://", 8);
 }
 
 static int api_client_check(const char *sock_path, const char *method,
 			    const char *path, struct err *err)
 {
 	if (api_client_is_url(sock_path)) {
-		if (strlen(sock_path) > 256 || strpbrk(sock_path + 7, "/?# \"\r\n"))
+		if (strlen(sock_path) > 256 ||
+		    strpbrk(sock_path + (api_client_is_https(sock_path) ? 8 : 7),
+			    "/?# \"\r\n@"))
 			return err_set(err, -EINVAL,
-				       "bad server URL (want http://HOST:PORT): %.64s",
+				       "bad server URL (want http(s)://HOST:PORT): %.64s",
 				       sock_path);
 	} else if (!sock_path || !*sock_path ||
 	    strlen(sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -79,6 +87,44 @@ static int api_client_check(const char *sock_path, const char *method,
 		if (*p <= ' ' || *p >= 0x7f)
 			return err_set(err, -EINVAL, "bad character in API path");
 	return 0;
+}
+
+static bool has(const char *s, const char *what)
+{
+	return strstr(s, what) != NULL;
+}
+
+/* One line naming the TLS problem, from libcurl's (OpenSSL's) message. */
+static int api_client_tls_error(CURLcode rc, const char *url,
+				const char *errbuf, struct err *err)
+{
+	const char *m = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+
+	if (has(m, "subject name") || has(m, "does not match") || has(m, "IP address mismatch"))
+		return err_set(err, -EKEYREJECTED,
+			       "TLS: server certificate is not for the host in %s: %s", url, m);
+	if (has(m, "self-signed") || has(m, "self signed") || has(m, "local issuer") ||
+	    has(m, "unable to get issuer") || has(m, "certificate signature failure"))
+		return err_set(err, -EKEYREJECTED,
+			       "TLS: server certificate not signed by the cluster CA (%s)", m);
+	if (has(m, "expired") && rc == CURLE_PEER_FAILED_VERIFICATION)
+		return err_set(err, -EKEYEXPIRED, "TLS: server certificate expired (%s)", m);
+	if (has(m, "unknown ca") || has(m, "bad certificate") || has(m, "certificate required") ||
+	    has(m, "certificate unknown") || has(m, "certificate expired") ||
+	    has(m, "access denied"))
+		return err_set(err, -EKEYREJECTED,
+			       "TLS: the server refused our certificate (%s)", m);
+	if (has(m, "wrong version number") || has(m, "packet length too long") ||
+	    has(m, "record layer failure"))
+		return err_set(err, -EPROTO, "TLS: %s does not speak TLS (plain HTTP?): %s",
+			       url, m);
+	if (has(m, "getpeername") || has(m, "reset by peer") || has(m, "unexpected eof"))
+		return err_set(err, -ECONNRESET,
+			       "TLS: %s closed the connection after the handshake: did it refuse our certificate? (%s)",
+			       url, m);
+	if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM)
+		return err_set(err, -EINVAL, "TLS: cannot use our CA or certificate files: %s", m);
+	return err_set(err, -EPROTO, "TLS: request to %s failed: %s", url, m);
 }
 
 static int api_client_error(CURL *curl, CURLcode rc, const char *sock_path,
@@ -110,9 +156,13 @@ static int api_client_error(CURL *curl, CURLcode rc, const char *sock_path,
 		return err_set(err, -ENOMEM, "out of memory reading the reply");
 	case CURLE_GOT_NOTHING:
 		return err_set(err, -ECONNRESET,
-			       "%s closed the connection without replying",
-			       sock_path);
+			       "%s closed the connection without replying%s",
+			       sock_path, api_client_is_https(sock_path) ?
+			       " (TLS: did it refuse our certificate? see its log)" :
+			       " (does it serve HTTPS only?)");
 	default:
+		if (api_client_is_https(sock_path))
+			return api_client_tls_error(rc, sock_path, errbuf, err);
 		return err_set(err, -EIO, "request to %s failed: %s", sock_path,
 			       errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
@@ -136,6 +186,7 @@ static int api_client_setup(CURL *curl, const char *sock_path,
 	SET(CURLOPT_WRITEFUNCTION, api_client_write);
 	SET(CURLOPT_WRITEDATA, b);
 	SET(CURLOPT_HTTPHEADER, hdrs);
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	/* Anything but a bare GET sends a body (maybe empty) like a POST. */
 	bool has_body = body || strcmp(method, "GET");
 
@@ -182,9 +233,53 @@ int api_client_call(const char *sock_path, const char *method,
 				  http_status, resp_body, err);
 }
 
+/* https:// only: verify the server (chain + name), maybe present ours. */
+static int api_client_setup_tls(CURL *curl, const char *target,
+				const struct api_client_tls *tls,
+				struct err *err)
+{
+	CURLcode rc = CURLE_OK;
+
+	if (!api_client_is_https(target))
+		return 0;
+	if (!tls || !tls->ca || !*tls->ca)
+		return err_set(err, -EINVAL,
+			       "TLS: %s needs the cluster CA (--tls-ca FILE or $TERN_TLS_CA)",
+			       target);
+	if (!tls->cert != !tls->key)
+		return err_set(err, -EINVAL,
+			       "TLS: a client certificate needs both --tls-cert and --tls-key");
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(curl, opt, val); } while (0)
+	SET(CURLOPT_CAINFO, tls->ca);
+	SET(CURLOPT_CAPATH, NULL);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
+	if (tls->cert) {
+		SET(CURLOPT_SSLCERT, tls->cert);
+		SET(CURLOPT_SSLCERTTYPE, "PEM");
+		SET(CURLOPT_SSLKEY, tls->key);
+		SET(CURLOPT_SSLKEYTYPE, "PEM");
+	}
+#undef SET
+	return rc == CURLE_OK ? 0 :
+	       err_set(err, -EINVAL, "TLS: libcurl refused the TLS settings: %s",
+		       curl_easy_strerror(rc));
+}
+
 int api_client_request(const char *sock_path, const char *token,
 		       const char *method, const char *path, const char *body,
 		       long *http_status, char **resp_body, struct err *err)
+{
+	return api_client_request_tls(sock_path, token, NULL, method, path,
+				      body, http_status, resp_body, err);
+}
+
+int api_client_request_tls(const char *sock_path, const char *token,
+			   const struct api_client_tls *tls,
+			   const char *method, const char *path,
+			   const char *body, long *http_status,
+			   char **resp_body, struct err *err)
 {
 	struct api_client_buf b = { 0 };
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -224,6 +319,9 @@ int api_client_request(const char *sock_path, const char *token,
 		err_set(err, ret, "libcurl: cannot set up the request");
 		goto out;
 	}
+	ret = api_client_setup_tls(curl, sock_path, tls, err);
+	if (ret)
+		goto out;
 	rc = curl_easy_perform(curl);
 	if (rc != CURLE_OK) {
 		ret = api_client_error(curl, rc, sock_path, &b, errbuf, err);

@@ -36,4 +36,25 @@ int api_client_request(const char *target, const char *token,
 		       const char *method, const char *path, const char *body,
 		       long *http_status, char **resp_body, struct err *err);
 
+/*
+ * TLS for a target "https://HOST:PORT": the CA that signed the server's
+ * certificate (required: the server's chain and its name, HOST, are
+ * always verified) and, optionally, our own certificate and key to
+ * present (a ternd maps a cluster certificate's name to a role). Paths to
+ * PEM files. Failures are one line starting "TLS: ", e.g. "TLS: server
+ * certificate not signed by the cluster CA (...)".
+ */
+struct api_client_tls {
+	const char *ca;
+	const char *cert;	/* NULL: no client certificate */
+	const char *key;
+};
+
+/* api_client_request() with TLS settings for https:// (NULL = none). */
+int api_client_request_tls(const char *target, const char *token,
+			   const struct api_client_tls *tls,
+			   const char *method, const char *path,
+			   const char *body, long *http_status,
+			   char **resp_body, struct err *err);
+
 #endif

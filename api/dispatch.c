@@ -82,6 +82,30 @@ static json_t *api_info_json(const struct api_vm_info *info)
 			 "version", TERN_VERSION);
 }
 
+/* The planner's prediction, next to what happens. */
+static void api_plan_json(json_t *o, const struct api_migration_info *m)
+{
+	char plan[sizeof(m->plan) + 1];
+
+	json_object_set_new(o, "plan", json_string(api_clean(m->plan, sizeof(m->plan), plan)));
+	json_object_set_new(o, "predicted_total_ms",
+			    json_integer(api_json_u64(m->predicted_total_ms)));
+	json_object_set_new(o, "predicted_downtime_ms",
+			    json_integer(api_json_u64(m->predicted_downtime_ms)));
+	json_object_set_new(o, "predicted_wire_bytes",
+			    json_integer(api_json_u64(m->predicted_wire_bytes)));
+	json_object_set_new(o, "initial_predicted_total_ms",
+			    json_integer(api_json_u64(m->initial_predicted_total_ms)));
+	json_object_set_new(o, "initial_predicted_downtime_ms",
+			    json_integer(api_json_u64(m->initial_predicted_downtime_ms)));
+	json_object_set_new(o, "dirty_rate_smoothed_bps",
+			    json_integer(api_json_u64(m->dirty_rate_smoothed_bps)));
+	json_object_set_new(o, "working_set_bytes",
+			    json_integer(api_json_u64(m->working_set_bytes)));
+	json_object_set_new(o, "downtime_limit_initial_ms",
+			    json_integer(api_json_u64(m->downtime_limit_initial_ms)));
+}
+
 static json_t *api_migration_json(const struct api_migration_info *m)
 {
 	char state[sizeof(m->state) + 1], uri[sizeof(m->uri) + 1];
@@ -143,6 +167,26 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 	if (o && m->error[0])
 		json_object_set_new(o, "error",
 				    json_string(api_clean(m->error, sizeof(m->error), error)));
+	if (o)
+		api_plan_json(o, m);
+	return o;
+}
+
+static json_t *api_dirty_rate_json(const struct api_dirty_rate_info *d)
+{
+	char state[sizeof(d->state) + 1], error[sizeof(d->error) + 1];
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"state", api_clean(d->state, sizeof(d->state), state),
+		"dirty_rate_bps", api_json_u64(d->dirty_rate_bps),
+		"peak_dirty_rate_bps", api_json_u64(d->peak_dirty_rate_bps),
+		"working_set_bytes", api_json_u64(d->working_set_bytes),
+		"duration_ms", api_json_u64(d->duration_ms),
+		"window_ms", api_json_u64(d->window_ms),
+		"windows", (json_int_t)d->windows);
+
+	if (o && d->error[0])
+		json_object_set_new(o, "error",
+				    json_string(api_clean(d->error, sizeof(d->error), error)));
 	return o;
 }
 
@@ -173,6 +217,9 @@ static char *api_reply_json(const struct api_request *req,
 		   req->action == API_ACTION_MIGRATE_RECOVER ||
 		   req->action == API_ACTION_MIGRATE_ABANDON) {
 		o = api_migration_json(&reply->migration);
+	} else if (req->action == API_ACTION_DIRTY_RATE ||
+		   req->action == API_ACTION_DIRTY_RATE_STATUS) {
+		o = api_dirty_rate_json(&reply->dirty_rate);
 	} else {
 		if (st == API_VM_INVALID)
 			st = api_implied_state(req->action);

@@ -52,6 +52,15 @@ static const struct api_field api_migrate_fields[] = {
 	{ "postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.postcopy), 0, 0, 0, false },
 	{ "auto_postcopy", API_FIELD_BOOL, offsetof(struct api_request, migrate.auto_postcopy),
 	  0, 0, 0, false },
+	{ "strategy", API_FIELD_STRING, offsetof(struct api_request, migrate.strategy),
+	  sizeof(((struct api_migrate_params *)0)->strategy), 0, 0, false },
+	{ "downtime_max_ms", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.downtime_max_ms), 0, 1, 600000, false },
+	{ "downtime_steps", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.downtime_steps), 0, 1, 100, false },
+	{ "probe_ms", API_FIELD_UINT,
+	  offsetof(struct api_request, migrate.probe_ms), 0, 1, 60000, false },
+	{ "no_probe", API_FIELD_BOOL, offsetof(struct api_request, migrate.no_probe), 0, 0, 0, false },
 	{ "tls", API_FIELD_STRING, offsetof(struct api_request, migrate.tls),
 	  sizeof(((struct api_migrate_params *)0)->tls), 0, 0, false },
 	{ "tls_hostname", API_FIELD_STRING, offsetof(struct api_request, migrate.tls_hostname),
@@ -72,6 +81,12 @@ static const struct api_field api_abandon_fields[] = {
 	API_FIELD_END,
 };
 
+static const struct api_field api_dirty_rate_fields[] = {
+	{ "seconds", API_FIELD_UINT,
+	  offsetof(struct api_request, dirty_rate.seconds), 0, 1, 60, false },
+	API_FIELD_END,
+};
+
 static const struct api_route api_routes[] = {
 	{ "GET",  "/vm",          API_ACTION_GET_INFO, API_BODY_NONE,     NULL },
 	{ "POST", "/vm/pause",    API_ACTION_PAUSE,    API_BODY_OPTIONAL, NULL },
@@ -88,6 +103,9 @@ static const struct api_route api_routes[] = {
 	  API_BODY_OPTIONAL, api_recover_fields },
 	{ "POST", "/vm/migration/abandon", API_ACTION_MIGRATE_ABANDON,
 	  API_BODY_OPTIONAL, api_abandon_fields },
+	{ "POST", "/vm/dirty-rate", API_ACTION_DIRTY_RATE, API_BODY_OPTIONAL,
+	  api_dirty_rate_fields },
+	{ "GET",  "/vm/dirty-rate", API_ACTION_DIRTY_RATE_STATUS, API_BODY_NONE, NULL },
 };
 
 const char *api_vm_state_name(enum api_vm_state s)
@@ -96,6 +114,7 @@ const char *api_vm_state_name(enum api_vm_state s)
 	case API_VM_RUNNING:		return "running";
 	case API_VM_PAUSED:		return "paused";
 	case API_VM_SHUTTING_DOWN:	return "shutting_down";
+	case API_VM_POSTCOPY_PAUSED:	return "postcopy-paused";
 	case API_VM_INVALID:		break;
 	}
 	return "invalid";
@@ -114,6 +133,8 @@ const char *api_action_name(enum api_action a)
 	case API_ACTION_MIGRATE_POSTCOPY: return "migrate-postcopy";
 	case API_ACTION_MIGRATE_RECOVER: return "migrate-recover";
 	case API_ACTION_MIGRATE_ABANDON: return "migrate-abandon";
+	case API_ACTION_DIRTY_RATE:	return "dirty-rate";
+	case API_ACTION_DIRTY_RATE_STATUS: return "dirty-rate-status";
 	case API_ACTION_INVALID:	break;
 	}
 	return "invalid";
@@ -141,10 +162,15 @@ static const char *api_quote(const char *s, char *buf, size_t len)
 
 const char *api_allowed_methods(const char *path)
 {
+	const char *m = NULL;
+
 	for (size_t i = 0; i < ARRAY_SIZE(api_routes); i++)
-		if (!strcmp(api_routes[i].path, path))
-			return api_routes[i].method;
-	return NULL;
+		if (!strcmp(api_routes[i].path, path)) {
+			if (m)
+				return "GET, POST";	/* the only pair we have */
+			m = api_routes[i].method;
+		}
+	return m;
 }
 
 static int api_parse_uint(const json_t *v, const struct api_field *f,

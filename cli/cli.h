@@ -25,6 +25,9 @@ struct cli_ctx {
 	const char *host;	/* --host URL|SOCKET: a ternd (TERN_HOST) */
 	const char *token;	/* --token TOKEN (TERN_TOKEN) */
 	bool quiet;		/* cli_host_call prints no error */
+	const char *tls_ca;	/* --tls-ca FILE (TERN_TLS_CA): https:// */
+	const char *tls_cert;	/* --tls-cert FILE (TERN_TLS_CERT) */
+	const char *tls_key;	/* --tls-key FILE (TERN_TLS_KEY) */
 };
 
 struct cli_cmd {
@@ -41,6 +44,7 @@ extern const struct cli_cmd cli_ternd_cmds[];	/* vm, host, events */
 int cli_cmd_host(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_events(struct cli_ctx *ctx, int argc, char **argv);
 extern const struct cli_cmd cli_pki_cmds[];
+extern const struct cli_cmd cli_dirtyrate_cmds[];
 
 /* "tern: <message>" on stderr. Returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

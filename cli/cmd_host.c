@@ -19,15 +19,22 @@ static void cli_print_list(const json_t *a, const char *k1, const char *k2)
 			json_string_value(json_object_get(e, k2)));
 }
 
+static const char *cli_env(const char *opt, const char *env)
+{
+	const char *v = opt ? opt : getenv(env);
+
+	return v && *v ? v : NULL;
+}
+
 static const char *cli_target(struct cli_ctx *ctx, char *buf, size_t len)
 {
 	const char *h = ctx->host ? ctx->host : getenv("TERN_HOST");
 
 	if (!h || !*h)
 		return "/run/tern/ternd.sock";
-	if (h[0] == '/' || !strncmp(h, "http://", 7))
+	if (h[0] == '/' || !strncmp(h, "http://", 7) || !strncmp(h, "https://", 8))
 		return h;
-	snprintf(buf, len, "http://%s", h);
+	snprintf(buf, len, "%s://%s", cli_env(ctx->tls_ca, "TERN_TLS_CA") ? "https" : "http", h);
 	return buf;
 }
 
@@ -43,7 +50,13 @@ int cli_host_call(struct cli_ctx *ctx, const char *method, const char *path,
 	int ret = CLI_EXIT_OK;
 
 	*reply = NULL;
-	if (api_client_request(target, tok, method, path, body, &status, &resp, &err))
+	struct api_client_tls tls = {
+		cli_env(ctx->tls_ca, "TERN_TLS_CA"),
+		cli_env(ctx->tls_cert, "TERN_TLS_CERT"),
+		cli_env(ctx->tls_key, "TERN_TLS_KEY"),
+	};
+
+	if (api_client_request_tls(target, tok, &tls, method, path, body, &status, &resp, &err))
 		return cli_fail("%s: %s", ctx->cmd, err_msg(&err));
 	if (ctx->json)
 		printf("%s\n", resp);

@@ -76,6 +76,35 @@ static void print_progress(const json_t *o, bool tty)
 	fflush(stdout);
 }
 
+/* "12.3 s, downtime 45 ms", or that it was not predicted to converge. */
+static void fmt_prediction(char *buf, size_t len, uint64_t total_ms, uint64_t downtime_ms)
+{
+	if (total_ms)
+		snprintf(buf, len, "%.1f s, downtime %" PRIu64 " ms", total_ms / 1000.0, downtime_ms);
+	else
+		snprintf(buf, len, "not converging");
+}
+
+/* The planner's prediction (first and last) next to what happened. */
+static void print_prediction(const json_t *o)
+{
+	if (!*jstr(o, "plan"))
+		return;
+	char first[48], last[48];
+
+	fmt_prediction(first, sizeof(first), jget(o, "initial_predicted_total_ms"),
+		       jget(o, "initial_predicted_downtime_ms"));
+	fmt_prediction(last, sizeof(last), jget(o, "predicted_total_ms"),
+		       jget(o, "predicted_downtime_ms"));
+	printf("  plan:        %s; predicted at the start %s; at the end %s\n",
+	       jstr(o, "plan"), first, last);
+	printf("  actual:      %.1f s, downtime %" PRIu64 " ms\n",
+	       jget(o, "elapsed_ms") / 1000.0, jget(o, "downtime_ms"));
+	if (jget(o, "downtime_limit_ms") != jget(o, "downtime_limit_initial_ms"))
+		printf("  downtime limit relaxed: %" PRIu64 " ms -> %" PRIu64 " ms\n",
+		       jget(o, "downtime_limit_initial_ms"), jget(o, "downtime_limit_ms"));
+}
+
 static void print_summary(const json_t *o)
 {
 	char tr[32], ram[32];
@@ -109,6 +138,7 @@ static void print_summary(const json_t *o)
 	printf("  passes:      %" PRIu64 "\n", jget(o, "pass"));
 	if (*jstr(o, "strategy"))
 		printf("  strategy:    %s\n", jstr(o, "strategy"));
+	print_prediction(o);
 }
 
 /* Poll until a final state; returns the exit status. */
@@ -163,17 +193,31 @@ static const struct {
 	{ "--compress-level", "compress_level", 1, 19 },
 	{ "--keepalive-interval", "keepalive_interval_s", 1, 3600 },
 	{ "--keepalive-count", "keepalive_count", 1, 100 },
+	{ "--downtime-max-ms", "downtime_max_ms", 1, 600000 },
+	{ "--downtime-steps", "downtime_steps", 1, 100 },
+	{ "--probe-ms", "probe_ms", 1, 60000 },
 };
 
 /* Word options: value checked by the server too. */
 static const struct {
-	const char *opt, *field, *choices[4];
+	const char *opt, *field, *choices[6];
 } word_opts[] = {
 	{ "--auto-converge", "auto_converge", { "auto", "on", "off", NULL } },
 	{ "--timeout-action", "timeout_action", { "abort", "force", "postcopy", NULL } },
 	{ "--compress", "compress", { "none", "zstd", "lz4", NULL } },
 	{ "--tls", "tls", { "on", "off", NULL } },
+	{ "--strategy", "strategy", { "auto", "precopy", "xbzrle", "auto-converge", "postcopy", NULL } },
 };
+
+static int choice_error(const char *opt, const char *const *choices)
+{
+	char list[128] = "";
+
+	for (size_t c = 0; choices[c]; c++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 c ? ", " : "", choices[c]);
+	return cli_usage_error("migrate: %s needs one of: %s", opt, list);
+}
 
 static int migrate_option(json_t *body, int argc, char **argv, int *i)
 {
@@ -199,12 +243,7 @@ static int migrate_option(json_t *body, int argc, char **argv, int *i)
 		for (size_t c = 0; v && word_opts[k].choices[c]; c++)
 			ok |= !strcmp(v, word_opts[k].choices[c]);
 		if (!ok)
-			return cli_usage_error("migrate: %s needs one of: %s%s%s%s%s",
-					       word_opts[k].opt, word_opts[k].choices[0],
-					       word_opts[k].choices[1] ? ", " : "",
-					       word_opts[k].choices[1] ? word_opts[k].choices[1] : "",
-					       word_opts[k].choices[2] ? ", " : "",
-					       word_opts[k].choices[2] ? word_opts[k].choices[2] : "");
+			return choice_error(word_opts[k].opt, word_opts[k].choices);
 		json_object_set_new(body, word_opts[k].field, json_string(v));
 		++*i;
 		return 0;
@@ -237,6 +276,8 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			json_object_set_new(body, "auto_postcopy", json_true());
 		else if (!strcmp(argv[i], "--tls-hostname") && i + 1 < argc)
 			json_object_set_new(body, "tls_hostname", json_string(argv[++i]));
+		else if (!strcmp(argv[i], "--no-probe"))
+			json_object_set_new(body, "no_probe", json_true());
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
 			status = r ? r : status;
 		else if (argv[i][0] != '-' && !uri)

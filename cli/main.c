@@ -24,6 +24,7 @@ static const struct cli_cmd *const cli_groups[] = {
 	cli_migrate_cmds,
 	cli_ternd_cmds,
 	cli_pki_cmds,
+	cli_dirtyrate_cmds,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -54,7 +55,8 @@ static void cli_help(FILE *f)
 {
 	char synopsis[64];
 
-	fputs("usage: tern [--vmm PATH | --host URL [--token T]] [--json] COMMAND [ARGS...]\n"
+	fputs("usage: tern [--vmm PATH | --host URL [--token T] [--tls-ca F [--tls-cert F --tls-key F]]]\n"
+	      "            [--json] COMMAND [ARGS...]\n"
 	      "       tern --help | --version\n\n"
 	      "Commands:\n", f);
 	for (size_t g = 0; g < ARRAY_SIZE(cli_groups); g++)
@@ -82,6 +84,12 @@ static void cli_help(FILE *f)
 	      "  --channels N                parallel page channels, 0-16 (default 2; 0: main stream)\n"
 	      "  --compress none|zstd|lz4    per-batch compression on the channels (default none)\n"
 	      "  --compress-level N          zstd level 1-19 (default 1)\n"
+	      "  --strategy S                auto|precopy|xbzrle|auto-converge|postcopy (default auto:\n"
+	      "                              the planner picks; post-copy only with --auto-postcopy)\n"
+	      "  --downtime-max-ms N         on stalls relax the downtime limit up to N (default: never)\n"
+	      "  --downtime-steps N          ... in N steps (default 4)\n"
+	      "  --probe-ms N                measure the dirty rate up to N ms first (default 400)\n"
+	      "  --no-probe                  no dirty-rate probe\n"
 	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"
 	      "  --keepalive-count N         probes unanswered before the peer is gone (default 5)\n"
 	      "  --tls on|off                TLS 1.3, both sides authenticated (default: on when\n"
@@ -94,9 +102,15 @@ static void cli_help(FILE *f)
 	      "                              make NAME.pem + NAME-key.pem, signed by the CA\n", f);
 	fputs("\nOptions:\n"
 	      "  --vmm PATH     API socket of the tern-vmm to talk to (its --api PATH)\n"
-	      "  --host URL|SOCKET  the ternd to talk to: http://HOST:PORT, HOST:PORT or its\n"
-	      "                 unix socket (default $TERN_HOST, else /run/tern/ternd.sock)\n"
+	      "  --host URL|SOCKET  the ternd to talk to: https://HOST:PORT, http://HOST:PORT,\n"
+	      "                 HOST:PORT or its unix socket (default $TERN_HOST, else\n"
+	      "                 /run/tern/ternd.sock); HOST:PORT means https when a CA is given\n"
 	      "  --token TOKEN  API token for a ternd over TCP (default $TERN_TOKEN)\n"
+	      "  --tls-ca FILE  the cluster CA that signed the ternd's certificate (https; its\n"
+	      "                 name must match HOST) (default $TERN_TLS_CA)\n"
+	      "  --tls-cert FILE, --tls-key FILE  our certificate and key, from tern pki issue:\n"
+	      "                 a ternd gives it the role its tls_admins/tls_viewers name\n"
+	      "                 (default $TERN_TLS_CERT, $TERN_TLS_KEY)\n"
 	      "  --json         print the API's JSON reply instead of text\n"
 	      "  -h, --help     show this help\n"
 	      "  -V, --version  show the version\n\n"
@@ -128,6 +142,12 @@ int cli_common_option(struct cli_ctx *ctx, int argc, char **argv, int *i)
 		if (*i + 1 >= argc)
 			return cli_usage_error("option %s needs a value", a);
 		*(a[2] == 'h' ? &ctx->host : &ctx->token) = argv[++*i];
+	} else if (!strcmp(a, "--tls-ca") || !strcmp(a, "--tls-cert") ||
+		   !strcmp(a, "--tls-key")) {
+		if (*i + 1 >= argc || !argv[*i + 1][0])
+			return cli_usage_error("option %s needs a FILE", a);
+		*(!strcmp(a, "--tls-ca") ? &ctx->tls_ca : !strcmp(a, "--tls-cert") ?
+		  &ctx->tls_cert : &ctx->tls_key) = argv[++*i];
 	} else if (!strcmp(a, "--vmm")) {
 		if (*i + 1 >= argc)
 			return cli_usage_error("option --vmm needs a PATH");

@@ -124,6 +124,8 @@ static const struct tg_num_param tg_num_params[] = {
 	  0, 100000000 },
 	{ "tg.sweep_ms", __builtin_offsetof(struct tg_params, sweep_ms),
 	  0, 3600000 },
+	{ "tg.sparse", __builtin_offsetof(struct tg_params, sparse),
+	  0, 4096 },
 };
 
 static int tg_parse_word(struct tg_params *p, const struct tg_word *w)

@@ -187,6 +187,7 @@ struct tg_params {
 	enum tg_exit_mode exit_mode;	/* how a tg.duration run ends */
 	bool echo;		/* report console input as TG KEY lines */
 	bool cpuid;		/* print TG CPUID leaf= lines (ring 0 and 3) */
+	u64 sparse;		/* bytes rewritten per page per rewrite; 0 = whole page */
 };
 
 void tg_params_parse(struct tg_params *p, const char *cmdline);

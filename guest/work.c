@@ -18,6 +18,11 @@
  * (struct tg_gap); migration downtime shows up as the largest stall, the
  * guest's own printing does not. With tg.echo=1, CPU 0 also polls COM1
  * every TG_ECHO_MS and reports what arrived as TG KEY lines.
+ *
+ * With tg.sparse=N, a rewrite changes only ceil(N/8) words: word 1 (the
+ * generation) and words 2 .. ceil(N/8); the other words keep generation
+ * 1's pattern. The check follows the same rule, so it stays exact, and a
+ * delta against the page's previous content (XBZRLE) is about N bytes.
  */
 #include "tg.h"
 
@@ -65,12 +70,24 @@ static inline u64 tg_seed(u64 pfn, u32 gen)
 	return tg_mix(pfn * 0x9e3779b97f4a7c15UL + gen);
 }
 
+/* Words past 1 that a rewrite changes: all, or tg.sparse's share. */
+static u32 tg_live_end(void)
+{
+	u64 n = (tg_params.sparse + 7) / 8;
+
+	if (!tg_params.sparse || n >= TG_WORDS)
+		return TG_WORDS;
+	return n < 2 ? 2 : (u32)n + 1;
+}
+
 static u64 tg_expected(u64 pfn, u32 gen, u32 word)
 {
 	if (word == 0)
 		return pfn;
 	if (word == 1)
 		return gen;
+	if (word >= tg_live_end())
+		gen = 1;
 	return tg_seed(pfn, gen) + (u64)(word - 2) * TG_K;
 }
 
@@ -80,14 +97,22 @@ static inline void tg_stnt(u64 *p, u64 v)
 	__asm__ volatile("movnti %1, %0" : "=m"(*p) : "r"(v));
 }
 
-static void tg_page_write(u64 pfn, u32 gen)
+/*
+ * Write the page for generation gen. `whole`: every word (the fill, a
+ * repair); otherwise only the words a rewrite changes (tg.sparse).
+ */
+static void tg_page_write(u64 pfn, u32 gen, bool whole)
 {
 	u64 *p = (u64 *)(pfn * TG_PAGE_SIZE), v = tg_seed(pfn, gen);
-	u32 i;
+	u32 i, end = tg_live_end();
 
+	if (!whole && gen == 1)
+		whole = true;		/* first write, or wrapped: all of it */
 	tg_stnt(&p[0], pfn);
 	tg_stnt(&p[1], gen);
-	for (i = 2; i < TG_WORDS; i++, v += TG_K)
+	for (i = 2; i < end; i++, v += TG_K)
+		tg_stnt(&p[i], v);
+	for (v = tg_seed(pfn, 1) + (u64)(end - 2) * TG_K; whole && i < TG_WORDS; i++, v += TG_K)
 		tg_stnt(&p[i], v);
 	__asm__ volatile("sfence" ::: "memory");
 }
@@ -97,11 +122,13 @@ static int tg_page_check(u64 pfn, u32 gen)
 {
 	const u64 *p = (const u64 *)(pfn * TG_PAGE_SIZE);
 	u64 v = tg_seed(pfn, gen), acc;
-	u32 i;
+	u32 i, end = tg_live_end();
 
 	__asm__ volatile("" ::: "memory");
 	acc = (p[0] ^ pfn) | (p[1] ^ gen);
-	for (i = 2; i < TG_WORDS; i++, v += TG_K)
+	for (i = 2; i < end; i++, v += TG_K)
+		acc |= p[i] ^ v;
+	for (v = tg_seed(pfn, 1) + (u64)(end - 2) * TG_K; i < TG_WORDS; i++, v += TG_K)
 		acc |= p[i] ^ v;
 	if (!acc)
 		return -1;
@@ -125,14 +152,14 @@ void tg_delay_us(u64 us)
 		tg_pause();
 }
 
-static void tg_write_idx(u64 idx, u64 pfn)
+static void tg_write_idx(u64 idx, u64 pfn, bool whole)
 {
 	u32 gen = tg_pool.gen[idx] + 1;
 
 	if (!gen)
 		gen = 1;
 	tg_pool.gen[idx] = gen;
-	tg_page_write(pfn, gen);
+	tg_page_write(pfn, gen, whole || gen == 1);
 }
 
 static void tg_error(struct tg_cpu *c, u32 cpu, u64 pfn, u32 gen, int w)
@@ -161,7 +188,7 @@ static void tg_check_idx(struct tg_cpu *c, u32 cpu, u64 idx, u64 pfn)
 	if (w < 0)
 		return;
 	tg_error(c, cpu, pfn, gen, w);
-	tg_write_idx(idx, pfn);
+	tg_write_idx(idx, pfn, true);
 }
 
 static void tg_verify_one(struct tg_cpu *c, u32 cpu)
@@ -178,7 +205,7 @@ static void tg_rewrite_one(struct tg_cpu *c, u32 cpu)
 	u64 idx = c->first + c->wpos, pfn = tg_pool_pfn(&tg_pool, idx);
 
 	tg_check_idx(c, cpu, idx, pfn);
-	tg_write_idx(idx, pfn);
+	tg_write_idx(idx, pfn, false);
 	c->writes++;
 	c->wpos += c->stride;
 	if (c->wpos >= c->wss)
@@ -258,7 +285,7 @@ static void tg_fill(struct tg_cpu *c)
 
 		if (i < c->filled) {
 			tg_pool.gen[idx] = 1;
-			tg_page_write(tg_pool_pfn(&tg_pool, idx), 1);
+			tg_page_write(tg_pool_pfn(&tg_pool, idx), 1, true);
 		} else {
 			tg_pool.gen[idx] = 0;
 		}

@@ -7,11 +7,24 @@
  * start at 20 %, add 10 % each time it happens again, at most 99 %.
  * Progress: the share of guest RAM not waiting to be sent, never allowed to
  * go backwards (a pass that finds more dirty data holds the figure).
+ *
+ * Relaxing downtime (oVirt's policy): with downtime_max_ms above the limit,
+ * a pass that did not shrink first raises the limit by one step (of
+ * downtime_steps between the two) up to the ceiling; only at the ceiling
+ * does the throttle grow.
+ *
+ * The planner (planner.c) re-plans after every pass with the measured
+ * bandwidth, a smoothed dirty rate and the working set seen; when its
+ * choice is auto-converge, the throttle it predicts is applied at once
+ * instead of being reached step by step. Its ETA is smoothed by
+ * planner_eta_smooth() and counts down between passes.
  */
 #include "converge.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "util.h"
 
 #define NS_PER_S 1000000000ULL
 
@@ -35,6 +48,131 @@ void converge_init(struct converge *c, const struct mig_params *p,
 	c->best_remaining = UINT64_MAX;
 	c->best_at_ns = now_ns;
 	snprintf(c->why, sizeof(c->why), "pre-copy: first pass");
+	c->downtime_initial_ms = c->p.downtime_ms;
+	if (c->p.downtime_max_ms > c->p.downtime_ms)
+		c->relax_step_ms = (c->p.downtime_max_ms - c->p.downtime_ms +
+				    (c->p.downtime_steps ? c->p.downtime_steps : 4) - 1) /
+				   (c->p.downtime_steps ? c->p.downtime_steps : 4);
+	c->in_use = c->p.xbzrle ? PLAN_XBZRLE :
+		    c->p.auto_converge == MIG_AC_OFF ? PLAN_PRECOPY : PLAN_AUTO_CONVERGE;
+}
+
+static void plan_input(const struct converge *c, struct planner_input *in, uint64_t bw)
+{
+	memset(in, 0, sizeof(*in));
+	in->ram_bytes = c->ram_bytes;
+	in->touched_bytes = c->touched_bytes;
+	in->dirty_rate = c->rate_est;
+	in->wss_bytes = c->wss_est;
+	in->bandwidth = bw;
+	in->downtime_ms = c->p.downtime_ms;
+	in->timeout_ms = converge_completion_limit_ns(c) / 1000000;
+	in->xbzrle_cache_bytes = c->p.xbzrle_cache_bytes;
+	in->throttle_max = c->p.throttle_max;
+	in->available = c->available;
+}
+
+/* Remember the plan's ETA, smoothed against the last one counted down. */
+static void plan_eta(struct converge *c, uint64_t now_ns, uint64_t elapsed_ms)
+{
+	enum planner_strategy s = c->plan.choice ? c->plan.choice : c->plan.fallback;
+	uint64_t raw = 0, prev = converge_eta_ms(c, now_ns);
+
+	if (s && c->plan.pred[s].converges && c->plan.pred[s].total_ms > elapsed_ms)
+		raw = c->plan.pred[s].total_ms - elapsed_ms;
+	c->eta_ms = planner_eta_smooth(prev, c->eta_at_ns ? (now_ns - c->eta_at_ns) / 1000000 : 0,
+				       raw);
+	c->eta_at_ns = now_ns;
+}
+
+uint64_t converge_eta_ms(const struct converge *c, uint64_t now_ns)
+{
+	uint64_t gone = c->eta_at_ns && now_ns > c->eta_at_ns ? (now_ns - c->eta_at_ns) / 1000000 : 0;
+
+	if (!c->eta_ms)
+		return 0;
+	return c->eta_ms > gone ? c->eta_ms - gone : 1;
+}
+
+void converge_plan_start(struct converge *c, unsigned available, uint64_t dirty_rate,
+			 uint64_t wss, uint64_t bandwidth)
+{
+	struct planner_input in;
+	enum planner_strategy s;
+
+	c->planning = true;
+	c->available = available;
+	c->rate_est = dirty_rate;
+	c->wss_est = wss;
+	plan_input(c, &in, bandwidth);
+	planner_plan(&in, &c->plan);
+	s = c->plan.choice ? c->plan.choice : c->plan.fallback;
+	if (s)
+		c->in_use = s;
+	c->first_total_ms = s && c->plan.pred[s].converges ? c->plan.pred[s].total_ms : 0;
+	c->first_downtime_ms = s ? c->plan.pred[s].downtime_ms : 0;
+	plan_eta(c, c->start_ns, 0);
+	str_copy(c->why, sizeof(c->why), c->plan.why);
+}
+
+/*
+ * After a pass: update the estimates and plan again. A pass's dirty rate
+ * (dirty set / pass time) is only a lower bound when the dirty set filled
+ * the working set, so it then never lowers the estimate.
+ */
+static void replan(struct converge *c, const struct converge_pass *m)
+{
+	uint64_t sample = m->dirty_rate, elapsed = (m->now_ns - c->start_ns) / 1000000;
+	struct planner_input in;
+	enum planner_strategy s;
+
+	if (m->pass == 1)
+		c->touched_bytes = m->sent_bytes;
+	if (c->throttle)
+		sample = sample / (100 - c->throttle) * 100;
+	if (m->dirty_bytes * 10 >= c->wss_est * 9 && sample < c->rate_est)
+		sample = c->rate_est;
+	c->rate_est = planner_rate_smooth(c->rate_est, sample);
+	if (m->dirty_bytes > c->wss_est)
+		c->wss_est = m->dirty_bytes;
+	plan_input(c, &in, m->bandwidth);
+	in.passes_done = m->pass;
+	in.remaining_bytes = m->dirty_bytes;
+	in.elapsed_ms = elapsed;
+	in.sent_bytes = m->total_sent_bytes;
+	in.xbzrle_delta_pct = m->xbzrle_delta_pct;
+	planner_plan(&in, &c->plan);
+	s = c->plan.choice ? c->plan.choice : c->plan.fallback;
+	c->plan_throttle = s == PLAN_AUTO_CONVERGE ? c->plan.pred[s].throttle_pct : 0;
+	/* XBZRLE, once on, stays on; so does a throttle */
+	if (c->throttle && s != PLAN_XBZRLE)
+		s = PLAN_AUTO_CONVERGE;
+	if (s && (c->in_use != PLAN_XBZRLE || s != PLAN_PRECOPY))
+		c->in_use = s;
+	plan_eta(c, m->now_ns, elapsed);
+}
+
+/* A stalled pass: raise the downtime limit one step; false at the ceiling. */
+static bool relax_downtime(struct converge *c)
+{
+	if (!c->relax_step_ms || c->p.downtime_ms >= c->p.downtime_max_ms)
+		return false;
+	c->p.downtime_ms += c->relax_step_ms;
+	if (c->p.downtime_ms > c->p.downtime_max_ms)
+		c->p.downtime_ms = c->p.downtime_max_ms;
+	return true;
+}
+
+/* The planner's throttle, applied at once (it never lowers one in force). */
+static bool plan_throttle(struct converge *c)
+{
+	uint32_t t = c->plan_throttle < c->p.throttle_max ? c->plan_throttle : c->p.throttle_max;
+
+	if (!c->planning || c->p.auto_converge == MIG_AC_OFF || t <= c->throttle)
+		return false;
+	c->throttle = t;
+	str_copy(c->why, sizeof(c->why), c->plan.why);
+	return true;
 }
 
 uint64_t converge_completion_limit_ns(const struct converge *c)
@@ -147,8 +285,13 @@ enum converge_verdict converge_after_pass(struct converge *c,
 					  const struct converge_pass *m)
 {
 	bool fits = m->expected_downtime_ms <= c->p.downtime_ms;
+	bool relaxed = false;
 
 	update_progress(c, m);
+	if (!fits && m->pass >= 2 && pass_was_bad(m) && (relaxed = relax_downtime(c)))
+		fits = m->expected_downtime_ms <= c->p.downtime_ms;
+	if (c->planning)
+		replan(c, m);		/* with the limit now in force */
 	/*
 	 * Stop when the rest fits and another pass would not shrink it by a
 	 * quarter: a dirty set converges to what the guest writes during one
@@ -166,9 +309,19 @@ enum converge_verdict converge_after_pass(struct converge *c,
 		return CONVERGE_TIMEOUT;
 	if (!fits && want_postcopy(c, m))
 		return CONVERGE_POSTCOPY;
+	if (relaxed) {
+		snprintf(c->why, sizeof(c->why), "relaxing downtime: limit now %u ms (at most %u ms)",
+			 c->p.downtime_ms, c->p.downtime_max_ms);
+		return CONVERGE_CONTINUE;
+	}
+	if (!fits && (c->p.downtime_ms >= c->p.downtime_max_ms || !c->relax_step_ms) &&
+	    plan_throttle(c))
+		return CONVERGE_CONTINUE;
 	if (!fits)
 		maybe_throttle(c, m);
-	if (fits || !c->throttle)
+	if (c->planning && (fits || !c->throttle))
+		str_copy(c->why, sizeof(c->why), c->plan.why);
+	else if (fits || !c->throttle)
 		snprintf(c->why, sizeof(c->why), "pre-copy pass %u: %llu MiB dirty, about %llu ms if stopped now",
 			 m->pass + 1, (unsigned long long)(m->dirty_bytes >> 20),
 			 (unsigned long long)m->expected_downtime_ms);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "mig.h"
+#include "planner.h"
 
 enum converge_verdict {
 	CONVERGE_CONTINUE = 1,		/* another pass */
@@ -30,6 +31,18 @@ struct converge {
 	uint32_t progress_pct;
 	char why[128];			/* the last decision, for status */
 	unsigned pc_bad_passes;		/* consecutive bad passes, for auto_postcopy */
+	/* the planner (strategy auto or auto-converge) */
+	bool planning;
+	unsigned available;		/* PLAN_BIT()s the planner may choose */
+	struct planner_plan plan;	/* the latest */
+	enum planner_strategy in_use;	/* what the source is doing */
+	uint32_t plan_throttle;		/* % the plan asks for */
+	uint64_t rate_est, wss_est;	/* smoothed dirty rate (unthrottled), working set */
+	uint64_t touched_bytes;		/* what pass 1 sent */
+	uint64_t eta_ms, eta_at_ns;	/* smoothed ETA and when it was set */
+	uint64_t first_total_ms, first_downtime_ms;	/* the first plan's prediction */
+	/* relaxing downtime (oVirt): on stalls, raise the limit to the ceiling */
+	uint32_t downtime_initial_ms, relax_step_ms;
 };
 
 /* One pass's measurements, taken at the sync that ended it. */
@@ -42,6 +55,8 @@ struct converge_pass {
 	uint64_t bandwidth;		/* bytes/s, end to end */
 	uint64_t dirty_rate;		/* bytes/s the guest dirtied */
 	uint64_t expected_downtime_ms;
+	uint64_t total_sent_bytes;	/* on the wire since the start */
+	uint32_t xbzrle_delta_pct;	/* measured delta size, % of a page; 0: none */
 };
 
 void converge_init(struct converge *c, const struct mig_params *p,
@@ -49,6 +64,16 @@ void converge_init(struct converge *c, const struct mig_params *p,
 /* Decide after a pass; may change c->throttle (apply it to the VM). */
 enum converge_verdict converge_after_pass(struct converge *c,
 					  const struct converge_pass *m);
+/*
+ * Plan before pass 1 with what is known (a dirty-rate probe or hint, the
+ * bandwidth cap or a guess); `available` is a set of PLAN_BIT()s. Sets
+ * c->in_use (the strategy the source starts with).
+ */
+void converge_plan_start(struct converge *c, unsigned available, uint64_t dirty_rate,
+			 uint64_t wss, uint64_t bandwidth);
+/* The ETA now: the smoothed estimate counted down since it was made (0: unknown). */
+uint64_t converge_eta_ms(const struct converge *c, uint64_t now_ns);
+
 /* Timeouts only (checked between batches during long passes). */
 bool converge_timed_out(struct converge *c, uint64_t now_ns);
 /* Deadline of the completion timeout in ns since start (0: none). */

@@ -146,7 +146,7 @@ static int on_section(void *opaque, const struct mig_section_info *info,
 
 	if (!d->sl)
 		return err_set(err, -EPROTO, "device section '%s' before CONFIG", info->idstr);
-	fault_point("dst-device-state");	/* only the first one can hit */
+	fault_point(d->pc_init ? "dst-pc-device-state" : "dst-device-state");
 	if (d->pc_on)
 		return err_set(err, -EPROTO, "device section '%s' after POSTCOPY_LISTEN", info->idstr);
 	return vm_state_load_section(d->sl, info, in, err);
@@ -207,6 +207,7 @@ static int dest_pc_discard(void *opaque, const struct mig_ram_block *blk,
 	struct dest_ctx *d = opaque;
 	int ret = pc_setup(d, err);
 
+	fault_point("dst-pc-discard");
 	return ret ? ret : pc_dest_discard(&d->pc, blk->id, offset, words, nwords, err);
 }
 
@@ -222,6 +223,7 @@ static int dest_pc_listen(void *opaque, struct err *err)
 		ret = pc_dest_listen(&d->pc, err);
 	if (ret)
 		return ret;
+	fault_point("dst-pc-listen");
 	for (size_t i = 0; i < d->l->nblocks; i++)
 		d->l->blocks[i].host = NULL;	/* pages go through UFFDIO_COPY now */
 	if (getrandom(&d->pcid, sizeof(d->pcid), 0) != sizeof(d->pcid) || !d->pcid)
@@ -232,6 +234,7 @@ static int dest_pc_listen(void *opaque, struct err *err)
 		d->pc_on = false;	/* nothing ran: fail as before GO */
 		return ret;
 	}
+	mig_dest_status_set(MIG_STATE_POSTCOPY_ACTIVE, NULL);
 	return pc_dest_start(&d->pc, d->fd, err);
 }
 
@@ -408,6 +411,7 @@ static int dest_pc_recover(struct dest_ctx *d, int listen_fd, struct mig_stream 
 			   struct err *err)
 {
 	struct err e = { 0 };
+	char why[200];
 	int fd, ret;
 
 	pc_dest_pause(&d->pc);
@@ -416,6 +420,8 @@ static int dest_pc_recover(struct dest_ctx *d, int listen_fd, struct mig_stream 
 			 e.msg);
 	fprintf(stderr, "tern-vmm: postcopy-paused: %s; waiting for the source's "
 		"migrate-recover\n", err->msg);
+	mig_dest_status_set(MIG_STATE_POSTCOPY_PAUSED, err->msg);
+	str_copy(why, sizeof(why), err->msg);
 	if (d->stats)
 		d->stats->state = MIG_STATE_POSTCOPY_PAUSED;
 	mig_stream_fini(in);
@@ -424,9 +430,13 @@ static int dest_pc_recover(struct dest_ctx *d, int listen_fd, struct mig_stream 
 	err_clear(err);
 	for (;;) {
 		err_clear(&e);
-		fd = accept_one(listen_fd, &e);
+		fd = mig_dest_wait_recovery(listen_fd, why, &e);
+		if (!fd)
+			fd = accept_one(listen_fd, &e);
 		if (fd < 0) {
 			d->pcid = 0;	/* no way back */
+			if (fd == -EINTR)	/* asked to stop: e says so */
+				return err_set(err, fd, "%s", e.msg);
 			return err_set(err, fd, "waiting for recovery: %s", e.msg);
 		}
 		fd = mig_secure_accept(fd, &e);	/* the same TLS rules as the first time */
@@ -454,6 +464,7 @@ static int dest_pc_recover(struct dest_ctx *d, int listen_fd, struct mig_stream 
 		ret);
 	if (d->stats)
 		d->stats->state = MIG_STATE_POSTCOPY_ACTIVE;
+	mig_dest_status_set(MIG_STATE_POSTCOPY_ACTIVE, NULL);
 	return dest_load(in, d, err);
 }
 
@@ -504,6 +515,9 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 		stats->elapsed_ms = (time_now_ns() - t0) / 1000000;
 		stats->state = ret ? MIG_STATE_FAILED : MIG_STATE_COMPLETED;
 	}
+	if (d.pc_on)
+		mig_dest_status_set(ret ? MIG_STATE_POSTCOPY_FAILED : MIG_STATE_COMPLETED,
+				    ret ? err->msg : NULL);
 	if (ret && d.pc_on) {
 		if (stats)
 			stats->state = MIG_STATE_POSTCOPY_FAILED;

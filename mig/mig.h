@@ -13,7 +13,9 @@
 #ifndef MIG_MIG_H
 #define MIG_MIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -74,6 +76,13 @@ struct mig_params {
 	struct tls_ctx *tls;		/* TLS identity (net/tls.h); NULL = plain TCP */
 	char tls_hostname[256];		/* name the destination's certificate must
 					 * carry; "" = the host in the URI */
+	/* the planner (planner.h) and relaxing downtime (converge.c) */
+	char strategy[16];		/* "auto" (default), precopy, xbzrle, auto-converge, postcopy */
+	uint32_t downtime_max_ms;	/* relax the limit up to this on stalls; <= downtime_ms: never */
+	uint32_t downtime_steps;	/* in this many steps; default 4 */
+	uint32_t probe_ms;		/* auto: measure the dirty rate this long first; default 400 */
+	uint64_t dirty_rate_hint;	/* bytes/s measured before (0: unknown) */
+	uint64_t wss_hint;		/* working set measured before (0: unknown) */
 };
 
 void mig_params_init(struct mig_params *p);
@@ -134,6 +143,13 @@ struct mig_stats {
 	uint64_t postcopy_fault_max_us;
 	uint32_t postcopy_recoveries;	/* times the connection was restored */
 	uint64_t postcopy_fault_p50_us;	/* median (destination's histogram) */
+	/* the planner's prediction for the strategy in use, at the start and now */
+	char plan[16];			/* strategy chosen: precopy, xbzrle, ... */
+	uint64_t predicted_total_ms, predicted_downtime_ms, predicted_wire_bytes;
+	uint64_t initial_predicted_total_ms, initial_predicted_downtime_ms;
+	uint64_t dirty_rate_smoothed;	/* bytes/s, unthrottled estimate */
+	uint64_t wss_estimate;		/* working set estimate, bytes */
+	uint32_t downtime_limit_initial_ms;	/* before relaxing */
 };
 
 struct mig_source;
@@ -179,6 +195,40 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
 /* Keepalive (keepalive.c): validate; the destination's setting. */
 int mig_keepalive_check(uint32_t interval_s, uint32_t count, struct err *err);
 int mig_dest_set_keepalive(uint32_t interval_s, uint32_t count, struct err *err);
+/*
+ * Dirty-rate measurement of a running VM without migrating (dirtyrate.c):
+ * dirty logging on for total_ms, cut into windows of window_ms; off again
+ * at the end, or after a window that dirtied less than quiet_bytes (0:
+ * never). Not while a migration runs (the caller checks).
+ */
+struct mig_dirty_rate {
+	uint64_t rate;			/* bytes/s, mean over the windows */
+	uint64_t peak_rate;		/* bytes/s, busiest window */
+	uint64_t wss_bytes;		/* distinct pages dirtied over all windows */
+	uint64_t duration_ms;
+	uint64_t window_ms;
+	uint32_t windows;
+};
+
+enum mig_dirty_state {
+	MIG_DIRTY_NONE = 0,
+	MIG_DIRTY_MEASURING,
+	MIG_DIRTY_DONE,
+	MIG_DIRTY_FAILED,
+};
+
+int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
+			   uint64_t quiet_bytes, atomic_bool *cancel, struct mig_dirty_rate *out,
+			   struct err *err);
+
+struct mig_dirty_job;
+
+struct mig_dirty_job *mig_dirty_job_start(struct vm *vm, uint64_t total_ms,
+					  uint64_t window_ms, struct err *err);
+enum mig_dirty_state mig_dirty_job_get(struct mig_dirty_job *j, struct mig_dirty_rate *r,
+				       char *error, size_t errlen);
+/* Cancel if still measuring, join, free. */
+void mig_dirty_job_free(struct mig_dirty_job *j);
 
 /* Transport (channel.c). */
 int mig_uri_parse(const char *uri, char *host, size_t hostlen, char *port,
@@ -196,5 +246,15 @@ int mig_secure_accept(int fd, struct err *err);
 /* The destination's TLS identity (tern-vmm --tls-*); NULL = plain TCP. */
 void mig_dest_set_tls(struct tls_ctx *tls);
 bool mig_dest_has_tls(void);
+
+/*
+ * The destination's state for the API thread (dest_status.c): state
+ * (none until a post-copy starts; postcopy-active, postcopy-paused with
+ * the reason in error, postcopy-failed) and recoveries.
+ */
+void mig_dest_status(struct mig_stats *out);
+/* A readable fd (the VMM's signalfd) ends a wait for post-copy recovery:
+ * the VM is lost, mig_dest_receive() fails ("VM lost: post-copy was paused"). */
+void mig_dest_set_stop_fd(int fd);
 
 #endif

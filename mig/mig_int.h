@@ -124,4 +124,9 @@ int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err);
 
 bool mig_page_is_zero(const void *page);
 
+/* ---- the destination's status for the API thread (dest_status.c) ---- */
+void mig_dest_status_set(enum mig_state st, const char *reason);
+int mig_dest_stop_fd(void);
+int mig_dest_wait_recovery(int listen_fd, const char *why, struct err *err);
+
 #endif

@@ -167,6 +167,8 @@ struct pc_source {
 	/* publish counters (called between batches) */
 	void (*progress)(void *opaque);
 	void *opaque;
+	int timeout_ms;			/* a silent peer is gone after this
+					 * (keepalive interval x count) */
 };
 
 /* Send the missing-page bitmap (rs->bitmap after the last sync). */
@@ -184,6 +186,10 @@ int pc_source_run(struct pc_source *ps, struct err *err);
  */
 int pc_source_recover_handshake(int fd, uint64_t id, struct ram_sender *rs,
 				struct err *err);
+/* Pages pushed (requested + background) after which the "-pc-paging"
+ * fault points fire: well inside post-copy, long before its end. */
+#define PC_FAULT_PAGES 64
+
 /* Go on after a recovery on fd (the stream was restarted on it). */
 void pc_source_resume(struct pc_source *ps, int fd);
 

@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "mig_int.h"
 #include "util.h"
@@ -367,6 +368,8 @@ int pc_dest_place(struct pc_dest *pc, uint32_t block, const uint64_t *offsets,
 		if (ret)
 			return ret;
 	}
+	if (pc->placed >= PC_FAULT_PAGES)	/* only this thread places */
+		fault_point("dst-pc-paging");
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "mig_int.h"
 #include "util.h"
@@ -69,6 +70,7 @@ int pc_dest_recover_handshake(struct pc_dest *pc, int fd, uint64_t id,
 		return err_set(err, -EPERM, "recovery attempt with %s '%.40s': not this migration",
 			       mig_ctl_name(type), msg);
 	}
+	fault_point("dst-pc-recover");
 	ret = send_needed(pc, fd);
 	if (!ret)
 		ret = mig_ctl_send(fd, MIG_CTL_PC_RESUME, NULL);
@@ -144,6 +146,8 @@ int pc_source_recover_handshake(int fd, uint64_t id, struct ram_sender *rs,
 	pc_id_format(msg, id);
 	if (!ret && mig_ctl_send(fd, MIG_CTL_PC_RESUME, msg))
 		ret = err_set(err, -ECONNRESET, "recovery: the destination closed the connection");
+	if (!ret)
+		fault_point("src-pc-recover");
 	if (!ret)
 		ret = read_bitmap(fd, rs, scratch, err);
 	for (unsigned b = 0; b < rs->nblocks; b++) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fault.h"
 #include "log.h"
 #include "mig_int.h"
 #include "util.h"
@@ -50,6 +51,7 @@ void pc_source_init(struct pc_source *ps, struct ram_sender *rs,
 	ps->out = out;
 	ps->fd = fd;
 	ps->bandwidth = bandwidth;
+	ps->timeout_ms = MIG_IO_TIMEOUT_MS;	/* the caller sets the keepalive rule */
 	pc_reqq_init(&ps->q);
 	for (unsigned b = 0; b < rs->nblocks; b++)
 		ps->left += pc_bitmap_count(rs->bitmap[b], rs->npages[b]);
@@ -130,7 +132,7 @@ static int read_requests(struct pc_source *ps, int wait_ms, struct err *err)
 		size_t len;
 		uint32_t id;
 		uint64_t off;
-		int ret = mig_ctl_recv_raw(ps->fd, MIG_IO_TIMEOUT_MS, &type, body, &len, err);
+		int ret = mig_ctl_recv_raw(ps->fd, ps->timeout_ms, &type, body, &len, err);
 
 		if (ret)
 			return ret;
@@ -211,11 +213,13 @@ int pc_source_run(struct pc_source *ps, struct err *err)
 			return ret < 0 ? ret : err_set(err, -EPROTO, "PC_DONE with pages left");
 		if (ps->progress)
 			ps->progress(ps->opaque);
+		if (ps->bg_pages + ps->req_pages >= PC_FAULT_PAGES)
+			fault_point("src-pc-paging");
 	}
 	mig_stream_put_eof(ps->out);
 	if (mig_stream_flush(ps->out))
 		return mig_stream_get_err(ps->out, err);
-	deadline = time_now_ns() + MIG_IO_TIMEOUT_MS * 1000000ULL;
+	deadline = time_now_ns() + (uint64_t)ps->timeout_ms * 1000000ULL;
 	do {
 		ret = read_requests(ps, 200, err);	/* late requests: dropped */
 		pc_reqq_init(&ps->q);

@@ -83,6 +83,9 @@ void mig_params_init(struct mig_params *p)
 	p->channels = MIG_DEFAULT_CHANNELS;
 	p->keepalive_interval_s = MIG_KEEPALIVE_INTERVAL_S;
 	p->keepalive_count = MIG_KEEPALIVE_COUNT;
+	str_copy(p->strategy, sizeof(p->strategy), "auto");
+	p->downtime_steps = 4;
+	p->probe_ms = 400;
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -165,6 +168,120 @@ static int on_progress(void *opaque, struct err *err)
 	return peer_error(m, err);
 }
 
+/* Delta size of pages re-sent through XBZRLE, % of a page (0: none yet). */
+static uint32_t source_xbzrle_delta_pct(const struct xbzrle_stats *x)
+{
+	uint64_t pages = x->pages_encoded + x->pages_unchanged + x->overflows;
+
+	if (!pages)
+		return 0;
+	return (uint32_t)((x->bytes_encoded + x->overflows * VM_PAGE_SIZE) * 100 /
+			  (pages * VM_PAGE_SIZE)) + 1;
+}
+
+/* The planner's numbers into the status (under m->lock). */
+static void publish_plan(struct mig_source *m)
+{
+	const struct converge *c = &m->conv;
+	const struct planner_prediction *p = &c->plan.pred[c->in_use];
+
+	if (!c->planning || !c->in_use)
+		return;
+	str_copy(m->st.plan, sizeof(m->st.plan), planner_strategy_name(c->in_use));
+	m->st.predicted_total_ms = p->converges ? p->total_ms : 0;
+	m->st.predicted_downtime_ms = p->downtime_ms;
+	m->st.predicted_wire_bytes = p->wire_bytes;
+	m->st.initial_predicted_total_ms = c->first_total_ms;
+	m->st.initial_predicted_downtime_ms = c->first_downtime_ms;
+	m->st.dirty_rate_smoothed = c->rate_est;
+	m->st.wss_estimate = c->wss_est;
+	m->st.downtime_limit_ms = c->p.downtime_ms;
+	m->st.eta_ms = converge_eta_ms(c, time_now_ns());
+}
+
+/*
+ * The post-copy hook: the migration allows post-copy (p.postcopy, which
+ * also puts the feature in the header). The planner may choose it only when
+ * it may also switch by itself (auto_postcopy, or strategy postcopy);
+ * with postcopy alone the switch stays the user's (POST /vm/migration/postcopy).
+ */
+static bool source_postcopy_available(struct mig_source *m)
+{
+	return m->p.postcopy;
+}
+
+/* The planner chose post-copy: 1 = switch now (as want_postcopy()). */
+static int source_postcopy_switch(struct mig_source *m, struct err *err)
+{
+	if (!source_postcopy_available(m))
+		return err_set(err, -ENOTSUP, "post-copy is not allowed for this migration");
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->st.strategy, sizeof(m->st.strategy), "post-copy: %.110s", m->conv.plan.why);
+	pthread_mutex_unlock(&m->lock);
+	log_info("mig", "switching to post-copy (planner): %s", m->conv.plan.why);
+	return 1;
+}
+
+/* Strategies the planner may choose for this migration's parameters. */
+static unsigned source_plan_available(struct mig_source *m)
+{
+	enum planner_strategy s = planner_strategy_parse(m->p.strategy[0] ? m->p.strategy : "auto");
+	unsigned a;
+
+	if (s != PLAN_AUTO)
+		return PLAN_BIT(s);
+	a = PLAN_BIT(PLAN_PRECOPY);
+	if (m->p.xbzrle)		/* its gain is measured, never guessed */
+		a |= PLAN_BIT(PLAN_XBZRLE);
+	if (m->p.auto_converge != MIG_AC_OFF)
+		a |= PLAN_BIT(PLAN_AUTO_CONVERGE);
+	if (source_postcopy_available(m) && m->p.auto_postcopy)
+		a |= PLAN_BIT(PLAN_POSTCOPY);
+	return a;
+}
+
+/*
+ * Plan before pass 1. Without a hint, a short dirty-rate probe (p.probe_ms
+ * in 25 ms windows) gives the planner the rate and working set first; a
+ * guest that dirtied under 256 KiB in the first window is quiet, and the
+ * probe ends there (an idle guest's migration pays ~25 ms for it).
+ */
+#define PROBE_WINDOW_MS		25
+#define PROBE_QUIET_BYTES	(256 << 10)
+
+/* At most p.probe_ms, and at most 1/8 of what pass 1 should take (>= 50 ms). */
+static uint64_t probe_ms(const struct mig_source *m)
+{
+	uint64_t bw = m->p.bandwidth ? m->p.bandwidth : ASSUMED_BANDWIDTH;
+	uint64_t ms = m->vm->mem.size * 1000 / bw / 8;
+
+	if (ms < 50)
+		ms = 50;
+	return ms < m->p.probe_ms ? ms : m->p.probe_ms;
+}
+static int source_plan_start(struct mig_source *m, struct err *err)
+{
+	struct mig_dirty_rate r = { .rate = m->p.dirty_rate_hint, .wss_bytes = m->p.wss_hint };
+	unsigned avail = source_plan_available(m);
+	int ret;
+
+	if (!r.rate && m->p.probe_ms) {
+		ret = mig_dirty_rate_measure(m->vm, probe_ms(m), PROBE_WINDOW_MS, PROBE_QUIET_BYTES,
+					     &m->cancel, &r, err);
+		if (ret)
+			return ret;
+		log_info("mig", "probe: dirty rate %llu MiB/s, working set %llu MiB",
+			 (unsigned long long)(r.rate >> 20), (unsigned long long)(r.wss_bytes >> 20));
+	}
+	pthread_mutex_lock(&m->lock);
+	converge_plan_start(&m->conv, avail, r.rate, r.wss_bytes,
+			    m->p.bandwidth ? m->p.bandwidth : ASSUMED_BANDWIDTH);
+	str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
+	publish_plan(m);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 /*
  * After a sync: measure, predict, and let the policy (converge.c) decide
  * whether to stop, go on (perhaps throttled), or act on a timeout.
@@ -190,6 +307,8 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 	cp.bandwidth = bw;
 	cp.dirty_rate = pass_ns ? cp.dirty_bytes * 1000000000ULL / pass_ns : 0;
 	cp.expected_downtime_ms = cp.dirty_bytes * 1000 / bw;
+	cp.total_sent_bytes = mig_stream_offset(&m->out);
+	cp.xbzrle_delta_pct = source_xbzrle_delta_pct(&m->rs.xstats);
 	v = converge_after_pass(&m->conv, &cp);
 	m->st.dirty_rate = cp.dirty_rate;
 	m->st.remaining = cp.dirty_bytes;
@@ -202,6 +321,7 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 	m->st.throttle_pct = m->conv.throttle;
 	if (!m->forcing)
 		str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
+	publish_plan(m);
 	pthread_mutex_unlock(&m->lock);
 	return v;
 }
@@ -372,6 +492,8 @@ static int precopy(struct mig_source *m, struct err *err)
 			return 1;
 		if (v == CONVERGE_TIMEOUT)
 			return timeout_action(m, err);
+		if (m->conv.in_use == PLAN_POSTCOPY)
+			return source_postcopy_switch(m, err);
 		ret = apply_throttle(m, err);
 		if (ret)
 			return ret;
@@ -539,7 +661,7 @@ static int pc_pause(struct mig_source *m, struct err *err)
 	mig_stream_fini(&m->out);
 	if (mig_stream_init_fd_writer(&m->out, fd, MIG_STREAM_BUFSIZE))
 		return err_set(err, -ENOMEM, "out of memory");
-	mig_stream_set_timeout(&m->out, MIG_IO_TIMEOUT_MS);
+	mig_stream_set_timeout(&m->out, mig_keepalive_stream_timeout_ms(&m->ka));
 	mig_header_init(&h, VM_PAGE_SIZE);
 	h.features |= MIG_FEAT_POSTCOPY;
 	mig_stream_put_header(&m->out, &h);
@@ -568,23 +690,29 @@ static int postcopy(struct mig_source *m, struct err *err)
 	if (dirty < 0)
 		return (int)dirty;
 	ret = pc_source_put_discard(&m->rs, &m->out, err);
+	fault_point("src-pc-discard");
 	if (!ret)
 		ret = vm_state_save(m->vm, &m->out, err);
 	if (ret)
 		return ret;
+	fault_point("src-pc-device-state");
 	mig_stream_put_pc_listen(&m->out);
 	if (mig_stream_flush(&m->out))
 		return mig_stream_get_err(&m->out, err);
+	fault_point("src-pc-listen");
 	log_info("mig", "post-copy: %lld pages to fetch after the switch", (long long)dirty);
 	ret = handover(m, err);
-	if (ret)
+	/* GO sent but RUNNING lost: the destination may run; recoverable */
+	if (ret && !(m->committed && m->pcid))
 		return ret;
 	m->pc_phase = true;
 	set_state(m, MIG_STATE_POSTCOPY_ACTIVE);
 	pc_source_init(&m->pc, &m->rs, &m->out, m->fd, m->p.bandwidth);
 	m->pc.progress = pc_progress;
 	m->pc.opaque = m;
-	ret = pc_source_run(&m->pc, err);
+	m->pc.timeout_ms = mig_keepalive_timeout_ms(&m->ka);
+	if (!ret)
+		ret = pc_source_run(&m->pc, err);
 	while (ret && m->pcid && !m->pc.dest_error && !m->abandon) {
 		ret = pc_pause(m, err);
 		if (!ret)
@@ -631,11 +759,16 @@ static int source_run(struct mig_source *m, struct err *err)
 		ret = send_setup(m, err);
 	if (!ret && m->mfd)
 		ret = mfd_send_connect(m->mfd, m->uri, &m->p, &m->ka, err);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	converge_init(&m->conv, &m->p, m->vm->mem.size, m->start_ns);
+	pthread_mutex_unlock(&m->lock);
+	ret = source_plan_start(m, err);
 	if (!ret)
 		ret = vm_dirty_log_start(m->vm, err);
 	if (ret)
 		return ret;
-	converge_init(&m->conv, &m->p, m->vm->mem.size, time_now_ns());
 	set_state(m, MIG_STATE_ACTIVE);
 	ret = precopy(m, err);
 	if (ret == 1)
@@ -731,6 +864,30 @@ static void *source_thread(void *arg)
 	return NULL;
 }
 
+/* An explicit strategy sets the mechanisms it names. */
+static void source_apply_strategy(struct mig_params *p)
+{
+	switch (planner_strategy_parse(p->strategy[0] ? p->strategy : "auto")) {
+	case PLAN_PRECOPY:
+		p->auto_converge = MIG_AC_OFF;
+		p->xbzrle = false;
+		break;
+	case PLAN_XBZRLE:
+		p->xbzrle = true;
+		break;
+	case PLAN_AUTO_CONVERGE:
+		if (p->auto_converge == MIG_AC_OFF)
+			p->auto_converge = MIG_AC_ON;
+		break;
+	case PLAN_POSTCOPY:
+		p->postcopy = true;
+		p->auto_converge = MIG_AC_OFF;
+		break;
+	default:
+		break;
+	}
+}
+
 struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 				    const struct mig_params *p,
 				    void (*done)(void *opaque, enum mig_state st),
@@ -770,6 +927,8 @@ struct mig_source *mig_source_start(struct vm *vm, const char *uri,
 	m->st.ram_bytes = vm->mem.size;
 	m->st.downtime_limit_ms = m->p.downtime_ms;
 	m->st.bandwidth_limit = m->p.bandwidth;
+	m->st.downtime_limit_initial_ms = m->p.downtime_ms;
+	source_apply_strategy(&m->p);
 	if (m->p.postcopy)
 		m->p.channels = 0;	/* post-copy keeps pages on the main stream */
 	m->st.channels = m->p.channels;
@@ -790,6 +949,8 @@ void mig_source_stats(struct mig_source *m, struct mig_stats *st)
 	*st = m->st;
 	if (!mig_state_is_final(st->state))
 		st->elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
+	if (st->state == MIG_STATE_ACTIVE && m->conv.planning)
+		st->eta_ms = converge_eta_ms(&m->conv, time_now_ns());
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -51,6 +51,8 @@ struct tls_hs {
 	bool not_allowed;		/* server: client not in the allow-list */
 	char names[256];		/* the failing certificate's names */
 	char when[64];			/* its notAfter/notBefore, for expiry */
+	bool std;			/* server: no confirmation bytes */
+	bool cert_optional;		/* server: a client may send none */
 };
 
 /* ---- loading the identity ---- */
@@ -360,7 +362,7 @@ static int handshake(SSL *ssl, int fd, const struct tls_hs *h, int timeout_ms,
 	int rc, got = 0;
 
 	rc = run_op(ssl, fd, TLS_OP_HANDSHAKE, NULL, 0, deadline, &timed_out);
-	if (rc > 0 && h->server)
+	if (rc > 0 && h->server && !h->std)
 		rc = run_op(ssl, fd, TLS_OP_WRITE, (void *)TLS_CONFIRM, TLS_CONFIRM_LEN,
 			    deadline, &timed_out);
 	while (rc > 0 && !h->server && got < TLS_CONFIRM_LEN) {
@@ -392,8 +394,18 @@ static void set_host(SSL *ssl, const char *host)
 	}
 }
 
+/* The verified client's certificate names, "" when it sent none. */
+static void peer_names(SSL *ssl, char *names, size_t len)
+{
+	X509 *x = SSL_get0_peer_certificate(ssl);
+
+	names[0] = '\0';
+	if (x && SSL_get_verify_result(ssl) == X509_V_OK)
+		tls_cert_names(x, names, len);
+}
+
 static int wrap(struct tls_ctx *t, int fd, const char *host, int timeout_ms,
-		struct err *err)
+		struct tls_hs *hs, char *names, size_t len, struct err *err)
 {
 	struct tls_hs h = { .t = t, .server = !host, .host = host };
 	int fl = fcntl(fd, F_GETFL), ret;
@@ -406,8 +418,13 @@ static int wrap(struct tls_ctx *t, int fd, const char *host, int timeout_ms,
 		return err_set(err, -ENOMEM, "TLS: cannot set up the connection");
 	}
 	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	if (hs) {
+		h.std = hs->std;
+		h.cert_optional = hs->cert_optional;
+	}
 	SSL_set_app_data(ssl, &h);
-	SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	SSL_set_verify(ssl, SSL_VERIFY_PEER | (h.cert_optional ? 0 :
+		       SSL_VERIFY_FAIL_IF_NO_PEER_CERT), verify_cb);
 	if (host)
 		set_host(ssl, host);
 	if (host)
@@ -416,6 +433,8 @@ static int wrap(struct tls_ctx *t, int fd, const char *host, int timeout_ms,
 		SSL_set_accept_state(ssl);
 	ret = handshake(ssl, fd, &h, timeout_ms > 0 ? timeout_ms : TLS_HANDSHAKE_TIMEOUT_MS, err);
 	SSL_set_app_data(ssl, NULL);
+	if (!ret && names)
+		peer_names(ssl, names, len);
 	if (!ret)
 		ret = tls_pump_start(ssl, fd, err);
 	if (ret < 0) {
@@ -432,12 +451,23 @@ int tls_wrap_client(struct tls_ctx *t, int fd, const char *host,
 {
 	if (!host || !*host)
 		return err_set(err, -EINVAL, "TLS: no host name to check the server against");
-	return wrap(t, fd, host, timeout_ms, err);
+	return wrap(t, fd, host, timeout_ms, NULL, NULL, 0, err);
 }
 
 int tls_wrap_server(struct tls_ctx *t, int fd, int timeout_ms, struct err *err)
 {
-	return wrap(t, fd, NULL, timeout_ms, err);
+	return wrap(t, fd, NULL, timeout_ms, NULL, NULL, 0, err);
+}
+
+int tls_wrap_server_std(struct tls_ctx *t, int fd, int timeout_ms,
+			bool require_cert, char *names, size_t len,
+			struct err *err)
+{
+	struct tls_hs h = { .std = true, .cert_optional = !require_cert };
+
+	if (names && len)
+		names[0] = '\0';
+	return wrap(t, fd, NULL, timeout_ms, &h, names, len, err);
 }
 
 bool tls_peek_client_hello(int fd, int timeout_ms)

@@ -56,6 +56,19 @@ int tls_wrap_server(struct tls_ctx *t, int fd, int timeout_ms,
 		    struct err *err);
 
 /*
+ * Server side of a standard protocol over TLS (ternd's HTTPS API): as
+ * tls_wrap_server() but without tern's confirmation bytes, so any TLS
+ * client (libcurl) can talk; the client's certificate is still verified
+ * against the CA during the handshake, but it may send none unless
+ * `require_cert`. `names` (len bytes) gets the verified client
+ * certificate's names as tls_cert_names() writes them ("b, 10.0.0.2"),
+ * or "" when the client sent none.
+ */
+int tls_wrap_server_std(struct tls_ctx *t, int fd, int timeout_ms,
+			bool require_cert, char *names, size_t len,
+			struct err *err);
+
+/*
  * Peek (without consuming) at what a just-accepted peer sends first: true
  * if it starts like a TLS ClientHello. For a plain endpoint that wants to
  * refuse a TLS peer with a clear message.

@@ -61,6 +61,9 @@ static const struct cfg_key cfg_keys[] = {
 	STR("storage", storage, "a list of names of at most 511 bytes"),
 	STR("cpu_models", models, "a list of CPU models of at most 511 bytes"),
 	STR("default_cpu_model", default_cpu_model, "a CPU model name"),
+	STR("tls_peers", tls_peers, "a list of host names of at most 511 bytes"),
+	STR("tls_admins", tls_admins, "a list of certificate names of at most 511 bytes"),
+	STR("tls_viewers", tls_viewers, "a list of certificate names of at most 511 bytes"),
 	UINT("stop_timeout", stop_timeout_s, 86400),
 	UINT("hook_timeout", hook_timeout_s, 3600),
 	UINT("keepalive_interval", keepalive_interval_s, 3600),
@@ -68,6 +71,8 @@ static const struct cfg_key cfg_keys[] = {
 	UINT("reserved_cpus", reserved_cpus, 4096),
 	{ "maintenance", CFG_BOOL, offsetof(struct ternd_config, maintenance), 0, 0,
 	  "true or false" },
+	{ "tls_require_client_cert", CFG_BOOL,
+	  offsetof(struct ternd_config, tls_require_client_cert), 0, 0, "true or false" },
 	{ "migration_ports", CFG_PORTS, 0, 0, 0, "FIRST-LAST, 1..65535" },
 	{ "token", CFG_TOKEN, 0, 0, 0,
 	  "admin:SECRET or viewer:SECRET (no blanks, at most 127 bytes, at most 16 tokens)" },
@@ -331,9 +336,13 @@ int ternd_config_finish(struct ternd_config *cfg, struct err *err)
 	    snprintf(cfg->socket, sizeof(cfg->socket), "%s/ternd.sock",
 		     cfg->run_dir) >= (int)sizeof(cfg->socket))
 		return err_set(err, -ENAMETOOLONG, "run_dir is too long");
-	if (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_ca[0])
-		return err_set(err, -ENOTSUP,
-			       "tls_cert/tls_key/tls_ca: TLS is not built into this ternd yet");
+	cfg->tls = cfg->tls_cert[0] && cfg->tls_key[0] && cfg->tls_ca[0];
+	if (!cfg->tls && (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_ca[0]))
+		return err_set(err, -EINVAL, "TLS needs all three of tls_cert, tls_key and tls_ca");
+	if (!cfg->tls && (cfg->tls_require_client_cert || cfg->tls_peers[0] ||
+			  cfg->tls_admins[0] || cfg->tls_viewers[0]))
+		return err_set(err, -EINVAL,
+			       "tls_peers/tls_admins/tls_viewers/tls_require_client_cert need tls_cert, tls_key and tls_ca");
 	if (!cfg->host[0])
 		return err_set(err, -EINVAL, "host name is empty");
 	cfg->hostcfg.reserved_memory = cfg->reserved_memory;

@@ -6,7 +6,9 @@
  * TOKEN"; the token's role decides: a viewer may only GET, an admin token
  * or the cluster's peer_token may do everything. A TCP client without a
  * valid token is refused (401), whatever it asks, also when no token is
- * configured at all. Request bodies and query parameters are checked by
+ * configured at all. With tls_cert/tls_key/tls_ca the TCP API is HTTPS
+ * only (https.c) and a client certificate named in tls_peers/tls_admins/
+ * tls_viewers earns that role, tokens too. Request bodies and query parameters are checked by
  * input.c and spec.c before any handler runs. Routes: docs/api/ternd.yaml.
  */
 #include "ternd.h"
@@ -28,10 +30,15 @@
 
 #define BODY_MAX (256 * 1024)
 
+/* https.c (here because it needs microhttpd.h) */
+void ternd_https_notify(void *cls, struct MHD_Connection *conn,
+			void **socket_context, enum MHD_ConnectionNotificationCode toe);
+
 struct ternd_http {
 	struct ternd *d;
 	struct MHD_Daemon *unix_mhd, *tcp_mhd;
 	char sock[TERND_PATH_MAX];
+	struct ternd_https *https;
 };
 
 struct http_listener {
@@ -288,12 +295,27 @@ static enum ternd_role http_role(struct ternd *d, struct MHD_Connection *conn,
 {
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_AUTHORIZATION);
+	enum ternd_role role = TERND_ROLE_INVALID, cert;
 
 	if (is_unix)
 		return TERND_ROLE_ADMIN;
-	if (!h || strncmp(h, "Bearer ", 7))
-		return TERND_ROLE_INVALID;
-	return ternd_token_role(&d->cfg, h + 7);
+	if (h && !strncmp(h, "Bearer ", 7))
+		role = ternd_token_role(&d->cfg, h + 7);
+	cert = d->cfg.tls ? ternd_tls_role(&d->cfg, ternd_https_names(conn)) :
+	       TERND_ROLE_INVALID;
+	return cert > role ? cert : role;
+}
+
+static enum MHD_Result http_unauthorized(struct MHD_Connection *conn)
+{
+	const char *names = ternd_https_names(conn);
+
+	if (names && *names)
+		return http_send(conn, 401, json_pack("{s:s++}", "error",
+				 "certificate '", names,
+				 "' has no role here (tls_peers/tls_admins/tls_viewers) and no valid API token was given"));
+	return http_send(conn, 401, json_pack("{s:s}", "error",
+			 "missing or unknown API token (Authorization: Bearer TOKEN)"));
 }
 
 static enum MHD_Result http_run(struct http_listener *l, struct MHD_Connection *conn,
@@ -308,8 +330,7 @@ static enum MHD_Result http_run(struct http_listener *l, struct MHD_Connection *
 
 	r.role = http_role(l->d, conn, l->is_unix);
 	if (!r.role)
-		return http_send(conn, 401, json_pack("{s:s}", "error",
-				 "missing or unknown API token (Authorization: Bearer TOKEN)"));
+		return http_unauthorized(conn);
 	if (c->too_big)
 		return http_send(conn, 413, json_pack("{s:s}", "error", "request body too large"));
 	if (strlen(url) >= sizeof(r.path))
@@ -431,6 +452,32 @@ static struct MHD_Daemon *http_mhd(int fd, struct http_listener *l)
 				MHD_OPTION_END);
 }
 
+/* HTTPS: MHD serves the plaintext ends that https.c hands it. */
+static struct MHD_Daemon *http_mhd_tls(int fd, struct http_listener *l,
+				       struct ternd_https **hs, struct err *err)
+{
+	struct MHD_Daemon *mhd;
+
+	*hs = ternd_https_new(l->d, fd, err);
+	if (!*hs) {
+		close(fd);
+		return NULL;
+	}
+	mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			       MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC, 0, NULL, NULL,
+			       http_handler, l,
+			       MHD_OPTION_CONNECTION_LIMIT, 256U,
+			       MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+			       MHD_OPTION_NOTIFY_COMPLETED, http_completed, l,
+			       MHD_OPTION_NOTIFY_CONNECTION, ternd_https_notify, *hs,
+			       MHD_OPTION_END);
+	if (mhd && ternd_https_run(*hs, mhd, err)) {
+		MHD_stop_daemon(mhd);
+		mhd = NULL;
+	}
+	return mhd;
+}
+
 struct ternd_http *ternd_http_start(struct ternd *d, struct err *err)
 {
 	struct ternd_http *h = calloc(1, sizeof(*h));
@@ -449,14 +496,19 @@ struct ternd_http *ternd_http_start(struct ternd *d, struct err *err)
 		err_set(err, -EIO, "cannot start the API server on %s", h->sock);
 	if (h->unix_mhd && d->cfg.listen[0]) {
 		fd = http_tcp_fd(d->cfg.listen, err);
-		if (fd >= 0 && !(h->tcp_mhd = http_mhd(fd, &tcp_l)))
+		if (fd >= 0 && d->cfg.tls)
+			h->tcp_mhd = http_mhd_tls(fd, &tcp_l, &h->https, err);
+		if (fd >= 0 && d->cfg.tls && !h->tcp_mhd)
+			err_set(err, -EIO, "cannot start the HTTPS API server on %s", d->cfg.listen);
+		else if (fd >= 0 && !d->cfg.tls && !(h->tcp_mhd = http_mhd(fd, &tcp_l)))
 			err_set(err, -EIO, "cannot start the API server on %s", d->cfg.listen);
 	}
 	if (!h->unix_mhd || (d->cfg.listen[0] && !h->tcp_mhd)) {
 		ternd_http_stop(h);
 		return NULL;
 	}
-	log_info("ternd", "API on %s and %s", h->sock, d->cfg.listen[0] ? d->cfg.listen : "(no TCP)");
+	log_info("ternd", "API on %s and %s%s", h->sock, d->cfg.listen[0] ? d->cfg.listen : "(no TCP)",
+		 d->cfg.listen[0] && d->cfg.tls ? " (HTTPS)" : "");
 	return h;
 }
 
@@ -464,8 +516,10 @@ void ternd_http_stop(struct ternd_http *h)
 {
 	if (!h)
 		return;
+	ternd_https_quiesce(h->https);
 	if (h->tcp_mhd)
 		MHD_stop_daemon(h->tcp_mhd);
+	ternd_https_free(h->https);
 	if (h->unix_mhd) {
 		MHD_stop_daemon(h->unix_mhd);
 		unlink(h->sock);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -239,5 +240,57 @@ enum ternd_role ternd_token_role(const struct ternd_config *cfg,
 			role = cfg->tokens[i].role;
 	if (cfg->peer_token[0] && secret_equal(token, cfg->peer_token))
 		role = TERND_ROLE_ADMIN;
+	return role;
+}
+
+bool ternd_list_has(const char *list, const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (!list || !len)
+		return false;
+	while (*list) {
+		size_t n;
+
+		list += strspn(list, ", \t");
+		n = strcspn(list, ", \t");
+		if (n == len && !strncasecmp(list, name, n))
+			return true;
+		list += n;
+	}
+	return false;
+}
+
+/* The role one certificate name earns. */
+static enum ternd_role tls_name_role(const struct ternd_config *cfg,
+				     const char *name)
+{
+	if (ternd_list_has(cfg->tls_peers, name) ||
+	    ternd_list_has(cfg->tls_admins, name))
+		return TERND_ROLE_ADMIN;
+	if (ternd_list_has(cfg->tls_viewers, name))
+		return TERND_ROLE_VIEWER;
+	return TERND_ROLE_INVALID;
+}
+
+enum ternd_role ternd_tls_role(const struct ternd_config *cfg,
+			       const char *names)
+{
+	enum ternd_role role = TERND_ROLE_INVALID, r;
+	char name[256];
+	size_t n;
+
+	while (names && *names) {
+		names += strspn(names, ", ");
+		n = strcspn(names, ", ");
+		if (n && n < sizeof(name)) {
+			memcpy(name, names, n);
+			name[n] = '\0';
+			r = tls_name_role(cfg, name);
+			if (r > role)
+				role = r;
+		}
+		names += n;
+	}
 	return role;
 }

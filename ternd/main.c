@@ -49,25 +49,6 @@ static int make_dirs(struct ternd *d, struct err *err)
 	return 0;
 }
 
-/* Does this tern-vmm take --cpu-model (branch h/cpumodel)? */
-static bool vmm_has_cpu_model(const char *vmm)
-{
-	char cmd[PATH_MAX], line[512];
-	bool found = false;
-	FILE *f;
-
-	if (strchr(vmm, '\''))
-		return false;
-	snprintf(cmd, sizeof(cmd), "'%s' --help 2>&1", vmm);
-	f = popen(cmd, "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		found |= strstr(line, "--cpu-model") != NULL;
-	pclose(f);
-	return found;
-}
-
 static int parse_args(int argc, char **argv, const char **config)
 {
 	for (int i = 1; i < argc; i++) {
@@ -113,7 +94,8 @@ static int setup(struct ternd *d, const char *config, struct err *err)
 	if (json_array_size(errors) > 1)
 		print_config_errors(path, errors);
 	json_decref(errors);
-	if (!ret && d->cfg.listen[0] && !d->cfg.n_tokens && !d->cfg.peer_token[0])
+	if (!ret && d->cfg.listen[0] && !d->cfg.n_tokens && !d->cfg.peer_token[0] &&
+	    !d->cfg.tls_peers[0] && !d->cfg.tls_admins[0] && !d->cfg.tls_viewers[0])
 		log_warn("ternd", "listen = %s but no token or peer_token: every TCP client will be refused",
 			 d->cfg.listen);
 	if (!ret)
@@ -152,7 +134,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ternd: %s\n", err_msg(&err));
 		return 1;
 	}
-	d.vmm_has_cpu_model = vmm_has_cpu_model(d.cfg.vmm);
 	ternd_adopt_all(&d);
 	http = ternd_http_start(&d, &err);
 	if (!http) {

@@ -101,13 +101,17 @@ static json_t *mig_vm_facts(struct ternd_vm *vm, bool manual)
 	return o;
 }
 
-static void peer_url(const char *to, char *out, size_t len)
+/* HOST[:PORT] -> http(s)://HOST:PORT: https when we have TLS. */
+static void peer_url(const struct ternd *d, const char *to, char *out, size_t len)
 {
-	if (!strncmp(to, "http://", 7))
+	size_t skip;
+
+	if (!strncmp(to, "http://", 7) || !strncmp(to, "https://", 8))
 		str_copy(out, len, to);
 	else
-		snprintf(out, len, "http://%s", to);
-	if (!strchr(out + 7, ':'))
+		snprintf(out, len, "%s://%s", d->cfg.tls ? "https" : "http", to);
+	skip = !strncmp(out, "https://", 8) ? 8 : 7;
+	if (!strchr(out + skip, ':'))
 		snprintf(out + strlen(out), len - strlen(out), ":7070");
 }
 
@@ -276,7 +280,7 @@ int ternd_migrate(struct ternd *d, const char *name, const json_t *args,
 
 	if (!to || !*to || strlen(to) > 120)
 		return err_set(err, -EINVAL, "field 'to': the destination ternd (HOST:PORT or http://HOST:PORT) is required");
-	peer_url(to, peer, sizeof(peer));
+	peer_url(d, to, peer, sizeof(peer));
 	ret = mig_claim(d, name, peer, check, &vmf, &vm, err);
 	if (ret)
 		goto out;

@@ -55,8 +55,8 @@ struct ternd_config {
 	struct ternd_token tokens[TERND_TOKENS_MAX];	/* token = ROLE:SECRET */
 	unsigned n_tokens;
 	char tls_cert[TERND_PATH_MAX];		/* tls_cert/tls_key/tls_ca: */
-	char tls_key[TERND_PATH_MAX];		/* reserved for h/tls */
-	char tls_ca[TERND_PATH_MAX];
+	char tls_key[TERND_PATH_MAX];		/* HTTPS on `listen`, TLS for */
+	char tls_ca[TERND_PATH_MAX];		/* peers and migrations */
 	char networks[512];			/* networks = a,b (offered) */
 	char storage[512];			/* storage = a,b (offered) */
 	char models[512];			/* cpu_models = (all) */
@@ -65,6 +65,11 @@ struct ternd_config {
 	struct host_config hostcfg;		/* built from the above */
 	char default_cpu_model[64];		/* default_cpu_model = host-model */
 	char models_csv[512];			/* cpu_models as written */
+	char tls_peers[512];			/* tls_peers = a,b (admin) */
+	char tls_admins[512];			/* tls_admins = a,b */
+	char tls_viewers[512];			/* tls_viewers = a,b */
+	bool tls_require_client_cert;		/* = false (tokens suffice) */
+	bool tls;				/* derived: tls_* all set */
 };
 
 /* ---- config.c ---- */
@@ -122,6 +127,16 @@ int ternd_op_args_check(const char *op, const json_t *body, json_t *errors);
  */
 enum ternd_role ternd_token_role(const struct ternd_config *cfg,
 				 const char *token);
+/*
+ * What a TLS client's verified certificate is worth. `names` is the
+ * certificate's name list as net/tls gives it ("b, 10.0.0.2"); a name in
+ * tls_peers or tls_admins makes it admin, in tls_viewers a viewer (the
+ * best role wins). TERND_ROLE_INVALID for "" or unmapped names.
+ */
+enum ternd_role ternd_tls_role(const struct ternd_config *cfg,
+			       const char *names);
+/* Is `name` an entry of the comma/blank separated `list`? */
+bool ternd_list_has(const char *list, const char *name);
 /* Is a route path segment a VM name / a peer address we would call? */
 bool ternd_peer_ok(const char *to);
 

@@ -26,7 +26,7 @@
 #include "log.h"
 #include "util.h"
 
-#define ARGV_MAX 24
+#define ARGV_MAX 32
 
 static void proc_sleep_ms(unsigned ms)
 {
@@ -64,7 +64,7 @@ static int proc_argv(struct ternd *d, struct ternd_vm *vm, const char *incoming,
 			 json_integer_value(json_object_get(def, "vcpus")));
 		ARG("--vcpus");
 		ARG(bufs[1]);
-		if (d->vmm_has_cpu_model && model && strcmp(model, "host-model")) {
+		if (model && strcmp(model, "host-model")) {
 			ARG("--cpu-model");
 			ARG(model);
 		}
@@ -74,6 +74,14 @@ static int proc_argv(struct ternd *d, struct ternd_vm *vm, const char *incoming,
 	ARG(bufs[2]);
 	ARG("--api");
 	ARG(vm->sock);
+	if (d->cfg.tls) {	/* both directions of its migrations use TLS */
+		ARG("--tls-cert");
+		ARG(d->cfg.tls_cert);
+		ARG("--tls-key");
+		ARG(d->cfg.tls_key);
+		ARG("--tls-ca");
+		ARG(d->cfg.tls_ca);
+	}
 	argv[n] = NULL;
 #undef ARG
 	return n;
@@ -248,19 +256,25 @@ int ternd_vmm_call(const char *sock, const char *method, const char *path,
 	return ret;
 }
 
-/* One call to another ternd (URL http://HOST:PORT) with the peer token. */
+/*
+ * One call to another ternd (URL http(s)://HOST:PORT) with the peer
+ * token; over https our own certificate is our identity and the peer's
+ * must be signed by our CA and carry HOST.
+ */
 int ternd_peer_call(struct ternd *d, const char *peer, const char *method,
 		    const char *path, json_t *body, json_t **reply,
 		    struct err *err)
 {
+	struct api_client_tls tls = { d->cfg.tls_ca, d->cfg.tls_cert, d->cfg.tls_key };
 	char *b = body ? json_dumps(body, JSON_COMPACT) : NULL, *resp = NULL;
 	long status;
 	int ret;
 
 	if (reply)
 		*reply = NULL;
-	ret = api_client_request(peer, d->cfg.peer_token[0] ? d->cfg.peer_token : NULL,
-				 method, path, b, &status, &resp, err);
+	ret = api_client_request_tls(peer, d->cfg.peer_token[0] ? d->cfg.peer_token : NULL,
+				     d->cfg.tls ? &tls : NULL, method, path, b,
+				     &status, &resp, err);
 	if (!ret)
 		ret = call_reply(status, resp, reply, peer, err);
 	free(b);

@@ -55,7 +55,6 @@ struct ternd {
 	struct ternd_vm *vms;
 	struct ternd_vm *graveyard;	/* removed VMs, freed at exit */
 	struct ternd_events *events;
-	bool vmm_has_cpu_model;		/* tern-vmm --cpu-model exists */
 	volatile bool stopping;
 };
 
@@ -114,5 +113,18 @@ json_t *ternd_host_state(struct ternd *d);
 struct ternd_http;
 struct ternd_http *ternd_http_start(struct ternd *d, struct err *err);
 void ternd_http_stop(struct ternd_http *h);
+
+/* https.c: the TCP API over TLS (see there) */
+struct ternd_https;
+struct MHD_Daemon;
+struct MHD_Connection;
+struct ternd_https *ternd_https_new(struct ternd *d, int lfd, struct err *err);
+int ternd_https_run(struct ternd_https *hs, struct MHD_Daemon *mhd,
+		    struct err *err);
+void ternd_https_quiesce(struct ternd_https *hs);
+void ternd_https_free(struct ternd_https *hs);
+/* Its client's verified certificate names ("" none), NULL if not HTTPS. */
+const char *ternd_https_names(struct MHD_Connection *conn);
+/* Its MHD_OPTION_NOTIFY_CONNECTION callback, declared in http.c. */
 
 #endif

@@ -218,6 +218,7 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 	if (lfd < 0)
 		return lfd;
 	fprintf(stderr, "tern-vmm: waiting for an incoming migration on %s\n", m->opt.incoming);
+	mig_dest_set_stop_fd(sfd);	/* SIGTERM/SIGINT end a paused post-copy */
 	p[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	while (poll(p, 2, -1) < 0 && errno == EINTR)
@@ -236,6 +237,8 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 		 */
 		fprintf(stderr, "tern-vmm: incoming migration failed in post-copy: %s; "
 			"the VM is lost here\n", err->msg);
+		if (m->opt.api_path)
+			unlink(m->opt.api_path);	/* nothing answers on it now */
 		_exit(EXIT_ERROR);
 	}
 	if (ret)

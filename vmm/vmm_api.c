@@ -22,6 +22,9 @@
  */
 #define LINGER_MS 3000
 
+/* Dirty-rate measurements count pages in windows this long (dirtyrate.c). */
+#define DIRTY_WINDOW_MS 200
+
 static struct {
 	struct vm *vm;
 	pthread_mutex_t lock;		/* guards everything below */
@@ -31,6 +34,8 @@ static struct {
 	uint64_t final_seen_ns;		/* a client read the completed status */
 	bool vm_ready;			/* the VM exists (booted or received) */
 	struct tls_ctx *tls;		/* this host's TLS identity, or NULL */
+	uint64_t dirty_done_ns;		/* first seen done (for the planner's hint) */
+	struct mig_dirty_job *dirty;	/* the last dirty-rate measurement */
 } ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static enum api_vm_state to_api_state(enum vm_state s)
@@ -96,6 +101,15 @@ static void fill_migration(struct api_migration_info *out)
 	out->postcopy_fault_max_us = st.postcopy_fault_max_us;
 	out->postcopy_recoveries = st.postcopy_recoveries;
 	out->postcopy_fault_p50_us = st.postcopy_fault_p50_us;
+	str_copy(out->plan, sizeof(out->plan), st.plan);
+	out->predicted_total_ms = st.predicted_total_ms;
+	out->predicted_downtime_ms = st.predicted_downtime_ms;
+	out->predicted_wire_bytes = st.predicted_wire_bytes;
+	out->initial_predicted_total_ms = st.initial_predicted_total_ms;
+	out->initial_predicted_downtime_ms = st.initial_predicted_downtime_ms;
+	out->dirty_rate_smoothed_bps = st.dirty_rate_smoothed;
+	out->working_set_bytes = st.wss_estimate;
+	out->downtime_limit_initial_ms = st.downtime_limit_initial_ms;
 	out->channels = st.channels;
 	out->pages_compressed = st.pages_compressed;
 }
@@ -125,6 +139,50 @@ static int migrate_params_multifd(const struct api_migrate_params *p, struct mig
 	mp->compress_level = (int32_t)p->compress_level;
 	return 0;
 }
+
+/* The planner's parameters (strategy, relaxing downtime, probe). */
+static int migrate_plan_params(const struct api_migrate_params *p, struct mig_params *mp,
+			       struct err *err)
+{
+	static const char *const ok[] = { "auto", "precopy", "xbzrle", "auto-converge", "postcopy" };
+	bool found = !p->strategy[0];
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok) && !found; i++)
+		found = !strcmp(p->strategy, ok[i]);
+	if (!found)
+		return err_set(err, -EINVAL,
+			       "strategy must be auto, precopy, xbzrle, auto-converge or postcopy");
+	if (p->strategy[0])
+		str_copy(mp->strategy, sizeof(mp->strategy), p->strategy);
+	if (p->downtime_max_ms && p->downtime_max_ms < mp->downtime_ms)
+		return err_set(err, -EINVAL, "downtime_max_ms %llu is below downtime_ms %u",
+			       (unsigned long long)p->downtime_max_ms, mp->downtime_ms);
+	mp->downtime_max_ms = (uint32_t)p->downtime_max_ms;
+	if (p->downtime_steps)
+		mp->downtime_steps = (uint32_t)p->downtime_steps;
+	if (p->probe_ms)
+		mp->probe_ms = (uint32_t)p->probe_ms;
+	if (p->no_probe)
+		mp->probe_ms = 0;
+	return 0;
+}
+
+/* A dirty-rate measurement finished in the last minute is the planner's hint. */
+static void migrate_hints(struct mig_params *mp)
+{
+	struct mig_dirty_rate r;
+	char e[8];
+
+	if (!ctl.dirty || mig_dirty_job_get(ctl.dirty, &r, e, sizeof(e)) != MIG_DIRTY_DONE)
+		return;
+	if (!ctl.dirty_done_ns)
+		ctl.dirty_done_ns = time_now_ns();
+	if (time_now_ns() - ctl.dirty_done_ns < 60000000000ULL) {
+		mp->dirty_rate_hint = r.rate;
+		mp->wss_hint = r.wss_bytes;
+	}
+}
+
 
 /* "tls": on (needs --tls-*), off, or "" (on when --tls-* was given). */
 static int migrate_tls_params(const struct api_migrate_params *p, struct mig_params *mp,
@@ -200,6 +258,9 @@ static int migrate_params(const struct api_migrate_params *p, struct mig_params 
 	ret = migrate_tls_params(p, mp, err);
 	if (ret)
 		return ret;
+	ret = migrate_plan_params(p, mp, err);
+	if (ret)
+		return ret;
 	return migrate_params_multifd(p, mp, err);
 }
 
@@ -231,6 +292,74 @@ void vmm_api_tick(void)
 		vm_request_exit(ctl.vm, VM_EXIT_MIGRATED, 0, "migrated to %s", ctl.uri);
 }
 
+static bool dirty_rate_busy(void)
+{
+	struct mig_dirty_rate r;
+	char e[8];
+
+	return ctl.dirty && mig_dirty_job_get(ctl.dirty, &r, e, sizeof(e)) == MIG_DIRTY_MEASURING;
+}
+
+static void fill_dirty_rate(struct api_dirty_rate_info *out)
+{
+	static const char *const names[] = {
+		[MIG_DIRTY_NONE] = "none", [MIG_DIRTY_MEASURING] = "measuring",
+		[MIG_DIRTY_DONE] = "done", [MIG_DIRTY_FAILED] = "failed",
+	};
+	enum mig_dirty_state st = MIG_DIRTY_NONE;
+	struct mig_dirty_rate r = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	if (ctl.dirty)
+		st = mig_dirty_job_get(ctl.dirty, &r, out->error, sizeof(out->error));
+	if (st == MIG_DIRTY_DONE && !ctl.dirty_done_ns)
+		ctl.dirty_done_ns = time_now_ns();
+	str_copy(out->state, sizeof(out->state), names[st]);
+	out->dirty_rate_bps = r.rate;
+	out->peak_dirty_rate_bps = r.peak_rate;
+	out->working_set_bytes = r.wss_bytes;
+	out->duration_ms = r.duration_ms;
+	out->window_ms = r.window_ms;
+	out->windows = r.windows;
+}
+
+/* POST /vm/dirty-rate: measure for N s on a running VM, not while migrating. */
+static int start_dirty_rate(struct vm *vm, const struct api_dirty_rate_params *p,
+			    struct err *err)
+{
+	uint64_t ms = (p->seconds ? p->seconds : 1) * 1000;
+	struct mig_stats st;
+
+	if (dirty_rate_busy())
+		return err_set(err, -EBUSY, "a dirty-rate measurement is already running");
+	if (ctl.mig) {
+		mig_source_stats(ctl.mig, &st);
+		if (!mig_state_is_final(st.state))
+			return err_set(err, -EBUSY, "a migration is %s (its status shows the dirty rate)",
+				       mig_state_name(st.state));
+	}
+	if (vm_get_state(vm) != VM_STATE_RUNNING)
+		return err_set(err, -EBUSY, "VM is %s", vm_state_name(vm_get_state(vm)));
+	mig_dirty_job_free(ctl.dirty);
+	ctl.dirty_done_ns = 0;
+	ctl.dirty = mig_dirty_job_start(vm, ms, DIRTY_WINDOW_MS, err);
+	return ctl.dirty ? 0 : (err && err->code ? err->code : -EIO);
+}
+
+static int dirty_rate_action(struct vm *vm, const struct api_request *req,
+			     struct api_reply *reply, struct err *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ctl.lock);
+	if (req->action == API_ACTION_DIRTY_RATE)
+		ret = start_dirty_rate(vm, &req->dirty_rate, err);
+	if (!ret)
+		fill_dirty_rate(&reply->dirty_rate);
+	pthread_mutex_unlock(&ctl.lock);
+	return ret;
+}
+
 static int start_migration(struct vm *vm, const struct api_migrate_params *p,
 			   struct err *err)
 {
@@ -251,8 +380,11 @@ static int start_migration(struct vm *vm, const struct api_migrate_params *p,
 	}
 	if (vm_get_state(vm) != VM_STATE_RUNNING && vm_get_state(vm) != VM_STATE_PAUSED)
 		return err_set(err, -EBUSY, "VM is %s", vm_state_name(vm_get_state(vm)));
+	if (dirty_rate_busy())
+		return err_set(err, -EBUSY, "a dirty-rate measurement is running");
 	if (migrate_params(p, &mp, err))
 		return -EINVAL;
+	migrate_hints(&mp);
 	ctl.mig = mig_source_start(vm, p->uri, &mp, migration_done, vm, err);
 	if (!ctl.mig)
 		return err && err->code ? err->code : -EIO;
@@ -289,6 +421,37 @@ static int migration_action(struct vm *vm, const struct api_request *req,
 	return ret;
 }
 
+/*
+ * A destination receiving in post-copy (the VM runs, or waits paused for
+ * the source to come back) answers GET /vm and GET /vm/migration from the
+ * incoming migration's status; -EBUSY when there is none to show.
+ */
+static int incoming_status(struct vm *vm, const struct api_request *req,
+			   struct api_reply *reply)
+{
+	struct mig_stats st;
+
+	mig_dest_status(&st);
+	if (st.state == MIG_STATE_NONE)
+		return -EBUSY;
+	if (req->action == API_ACTION_GET_INFO) {
+		fill_info(vm, &reply->info);
+		if (st.state == MIG_STATE_POSTCOPY_PAUSED)
+			reply->info.state = API_VM_POSTCOPY_PAUSED;
+		return 0;
+	}
+	if (req->action != API_ACTION_MIGRATE_STATUS)
+		return -EBUSY;
+	memset(&reply->migration, 0, sizeof(reply->migration));
+	str_copy(reply->migration.state, sizeof(reply->migration.state),
+		 mig_state_name(st.state));
+	str_copy(reply->migration.error, sizeof(reply->migration.error), st.error);
+	str_copy(reply->migration.strategy, sizeof(reply->migration.strategy),
+		 "incoming post-copy");
+	reply->migration.postcopy_recoveries = st.postcopy_recoveries;
+	return 0;
+}
+
 static int vmm_api_execute(void *opaque, const struct api_request *req,
 			   struct api_reply *reply, struct err *err)
 {
@@ -299,6 +462,8 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	pthread_mutex_lock(&ctl.lock);
 	ready = ctl.vm_ready;
 	pthread_mutex_unlock(&ctl.lock);
+	if (!ready && !incoming_status(vm, req, reply))
+		return 0;
 	if (!ready)
 		return err_set(err, -EBUSY, "no VM yet: it is booting or waiting for an incoming migration");
 
@@ -321,6 +486,9 @@ static int vmm_api_execute(void *opaque, const struct api_request *req,
 	case API_ACTION_MIGRATE_RECOVER:
 	case API_ACTION_MIGRATE_ABANDON:
 		return migration_action(vm, req, reply, err);
+	case API_ACTION_DIRTY_RATE:
+	case API_ACTION_DIRTY_RATE_STATUS:
+		return dirty_rate_action(vm, req, reply, err);
 	default:
 		return err_set(err, -EINVAL, "unsupported action");
 	}
@@ -355,5 +523,7 @@ void vmm_api_quiesce(void)
 		mig_source_free(ctl.mig);
 		ctl.mig = NULL;
 	}
+	mig_dirty_job_free(ctl.dirty);	/* stops a measurement, logging off */
+	ctl.dirty = NULL;
 	pthread_mutex_unlock(&ctl.lock);
 }

@@ -285,6 +285,9 @@ static int load_record(struct mig_loader *l, struct err *err)
 	if (!rl->sectioned && l->rec.section_id)
 		return err_set(err, -EPROTO, "section id %u on a non-section record",
 			       l->rec.section_id);
+	if (l->pc_listen && (rl->sectioned || l->rec.type == MIG_REC_RAM_ITER_END ||
+			     l->rec.type == MIG_REC_RAM_XBZRLE))
+		return err_set(err, -EPROTO, "not allowed after POSTCOPY_LISTEN");
 	return rl->load(l, err);
 }
 

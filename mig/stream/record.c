@@ -36,6 +36,8 @@ const char *mig_rec_type_name(uint16_t type)
 {
 	if (type < MIG_REC_CORE_END && rec_names[type])
 		return rec_names[type];
+	if (type == MIG_REC_RAM_XBZRLE)
+		return "RAM_XBZRLE";
 	if (type >= MIG_REC_XBZRLE_FIRST && type <= MIG_REC_XBZRLE_LAST)
 		return "XBZRLE(reserved)";
 	if (type == MIG_REC_PC_DISCARD)

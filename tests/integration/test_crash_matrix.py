@@ -8,7 +8,7 @@ the next tern-vmm on that path removes it).
 
 The fault switch is TERN_FAULT=<point>:<action> (docs/testing-faults.md).
 The matrix and its last results are in docs/crash-matrix.md. Post-copy
-points join by adding rows to MATRIX.
+cells are in PC_MATRIX (after GO neither side alone has the VM).
 """
 import os
 import random
@@ -55,6 +55,35 @@ MATRIX = [
     ("src-after-ready",     "stop", "src"),
     ("dst-after-ready",     "stop", "dst"),
 ]
+
+# Post-copy: the migration is started with --postcopy and the switch asked
+# for at once (it happens at the end of pass 1). After GO neither side alone
+# has the whole VM:
+#   pc-lost     the source died after GO: the destination pauses the guest
+#               (never runs it with missing pages), shows postcopy-paused in
+#               GET /vm and GET /vm/migration, and ends on SIGTERM with
+#               "VM lost: post-copy was paused" (exit 1, socket removed)
+#   src-paused  the destination died after GO: the source stays paused
+#               (postcopy-paused, resume refused) until the operator runs
+#               migrate-abandon --resume-source; then the guest runs there
+# Rows marked "recover" first cut the connection (a proxy), wait until both
+# sides are postcopy-paused, then fault during the recovery handshake.
+PC_MATRIX = [
+    # point                 action  outcome        recover
+    ("src-pc-discard",      "kill", "lost",        False),
+    ("src-pc-device-state", "kill", "lost",        False),
+    ("src-pc-listen",       "kill", "lost",        False),
+    ("src-after-go",        "kill", "pc-lost",     False),
+    ("src-pc-paging",       "kill", "pc-lost",     False),
+    ("dst-pc-discard",      "kill", "src",         False),
+    ("dst-pc-device-state", "kill", "src",         False),
+    ("dst-pc-listen",       "kill", "src",         False),
+    ("dst-after-go",        "kill", "src-paused",  False),
+    ("dst-pc-paging",       "kill", "src-paused",  False),
+    ("src-pc-recover",      "kill", "pc-lost",     True),
+    ("dst-pc-recover",      "kill", "src-paused",  True),
+]
+PC_RECOVER_CMDLINE = "tg.wss=8M tg.rate=64 tg.fill=0 tg.report_ms=200"
 RESULTS = []
 
 
@@ -239,6 +268,156 @@ def stop_cell(src, dst, victim, other, side):
     src.proc.send_signal(signal.SIGTERM)
     check(wait_exit(src, 10) is not None, "source did not stop on SIGTERM")
     return "dst"
+
+
+def mig_state(vm):
+    st, m = vm.call("GET", "/vm/migration")
+    return m if st == 200 else {"state": f"http {st}", "error": str(m)}
+
+
+def quiet(vm, secs=1.0):
+    """The guest prints nothing for secs: it does not run."""
+    n = len(vm.output())
+    time.sleep(secs)
+    return len(vm.output()) == n
+
+
+def guest_runs_clean(vm, where):
+    n = len(vm.output())
+    vm.wait_for(r"^TG STAT ", timeout=30, start=n)
+    check_no_errors(vm.output(), where)
+
+
+def pc_lost_checks(dst):
+    """Source gone after GO: the destination waits paused, says so in its
+    API, runs no guest, and ends on SIGTERM with a clear message."""
+    m = mig_state(dst)
+    check(m["state"] == "postcopy-paused" and m["error"], f"dst migration {m}")
+    check(vm_state(dst) == "postcopy-paused", f"dst GET /vm: {vm_state(dst)}")
+    time.sleep(0.3)
+    check(quiet(dst), "destination guest runs with pages missing")
+    dst.proc.send_signal(signal.SIGTERM)
+    rc = wait_exit(dst, 10)
+    check(rc is not None and rc != 0, f"dst exit {rc} after SIGTERM")
+    check("VM lost: post-copy was paused" in dst.stderr(), f"dst said {dst.stderr()[-300:]!r}")
+    check(not os.path.exists(dst.api), "dst left its API socket")
+    return "pc-lost"
+
+
+def src_paused_checks(src, booted_fill):
+    """Destination gone after GO: the source keeps the VM paused until the
+    operator abandons the destination and resumes it here."""
+    check(vm_state(src) == "paused", f"src state {vm_state(src)}")
+    check(src.call("POST", "/vm/resume")[0] != 200, "resume allowed after GO")
+    check(quiet(src), "source guest runs after GO")
+    r = run([CLI, "--vmm", src.api, "migrate-abandon", "--resume-source"])
+    check(r.returncode == 0, f"abandon: {r.returncode} {r.stderr}")
+    deadline = time.time() + 15
+    while mig_state(src)["state"] != "postcopy-failed" and time.time() < deadline:
+        time.sleep(0.05)
+    check(vm_state(src) == "running", f"src {vm_state(src)} after abandon")
+    if booted_fill:
+        verify_guest(src, src)
+    else:
+        guest_runs_clean(src, "source after abandon")
+    return "src-paused"
+
+
+def settle_pc(src, dst, killed, booted_fill=True):
+    deadline = time.time() + 20
+    if killed == "src":
+        while time.time() < deadline and dst.proc.poll() is None and \
+                mig_state(dst)["state"] != "postcopy-paused":
+            time.sleep(0.05)
+        if dst.proc.poll() is not None:
+            check(dst.proc.returncode == 1, f"dst exit {dst.proc.returncode}")
+            err = dst.stderr().strip().splitlines()[-1]
+            check("incoming migration failed" in err, f"dst said {err!r}")
+            check(not os.path.exists(dst.api), "dst left its API socket")
+            return "lost"
+        return pc_lost_checks(dst)
+    final = ("completed", "failed", "cancelled", "unconfirmed", "postcopy-failed",
+             "postcopy-paused")
+    while mig_state(src)["state"] not in final:
+        check(time.time() < deadline, f"migration stuck in {mig_state(src)}")
+        time.sleep(0.05)
+    m = mig_state(src)
+    if m["state"] == "failed":
+        check(vm_state(src) == "running", f"src state {vm_state(src)} after failure")
+        verify_guest(src, src)
+        return "src"
+    if m["state"] == "postcopy-paused":
+        return src_paused_checks(src, booted_fill)
+    return m["state"]
+
+
+def pc_cut_and_recover(src, dst, prx, uri):
+    """Cut post-copy's connection, wait until both sides are paused, then
+    ask for recovery (the fault fires in its handshake)."""
+    deadline = time.time() + 60
+    while mig_state(src)["state"] != "postcopy-active":
+        check(time.time() < deadline, f"no post-copy: {mig_state(src)}")
+        time.sleep(0.02)
+    prx.cut()
+    deadline = time.time() + 20
+    while mig_state(src)["state"] != "postcopy-paused" or \
+            mig_state(dst)["state"] != "postcopy-paused":
+        check(time.time() < deadline, f"not both paused: {mig_state(src)} {mig_state(dst)}")
+        time.sleep(0.05)
+    run([CLI, "--vmm", src.api, "migrate-recover", uri])   # may die with the source
+
+
+def run_pc_cell(point, action, outcome, recover):
+    from test_postcopy import Proxy
+    port = free_port()
+    uri = f"tcp:127.0.0.1:{port}"
+    fault = {"TERN_FAULT": f"{point}:{action}"}
+    side = point[:3]
+    dst = Vmm(["--incoming", uri] + KA, env=fault if side == "dst" else None)
+    src = Vmm(["--kernel", GUEST, "--memory", "64M", "--cmdline",
+               PC_RECOVER_CMDLINE if recover else GUEST_CMDLINE],
+              env=fault if side == "src" else None)
+    prx = Proxy(port) if recover else None
+    try:
+        dst.wait_api_socket()
+        src.wait_for(r"^TG FILLED" if not recover else r"^TG STAT ", timeout=60)
+        extra = ["--bandwidth", "4"] if recover else []
+        r = run([CLI, "--vmm", src.api, "migrate", prx.uri if recover else uri, "--postcopy"]
+                + KA + extra)
+        check(r.returncode == 0, f"migrate start: {r.stdout} {r.stderr}")
+        st, resp = src.call("POST", "/vm/migration/postcopy")
+        check(st == 200, f"postcopy switch: {st} {resp}")
+        if recover:
+            pc_cut_and_recover(src, dst, prx, uri)
+        victim = src if side == "src" else dst
+        rc = wait_exit(victim, 30)
+        check(rc == -signal.SIGKILL, f"{side} did not die at {point}: rc {rc}; "
+              f"{victim.stderr()[-300:]!r}")
+        got = settle_pc(src, dst, side, booted_fill=not recover)
+        check(got == outcome, f"{point}:{action}: expected {outcome}, got {got}")
+        check_leftovers(src, dst, {side})
+        return got
+    finally:
+        if prx:
+            prx.close()
+        src.kill()
+        dst.kill()
+
+
+@tap.case()
+def postcopy_fault_point_matrix():
+    failures = []
+    for point, action, outcome, recover in PC_MATRIX:
+        t0 = time.time()
+        try:
+            got = run_pc_cell(point, action, outcome, recover)
+            RESULTS.append((point, action, outcome, got, time.time() - t0))
+        except Exception as e:  # noqa: BLE001 - collect every cell
+            failures.append(f"{point}:{action}: {e}")
+            RESULTS.append((point, action, outcome, f"FAIL {e}"[:80], time.time() - t0))
+        print(f"# pc {point:20} {action:5} expect {outcome:16} -> {RESULTS[-1][3]} "
+              f"({RESULTS[-1][4]:.1f}s)", flush=True)
+    check(not failures, "; ".join(failures))
 
 
 @tap.case()

@@ -4,8 +4,11 @@ faster than the capped link carries it: a switch asked for mid-migration,
 a switch as the timeout action, the switch by policy (auto_postcopy), the
 network cut (twice) during post-copy and recovered through a proxy, and the
 destination killed during post-copy (recovery fails clearly, the source
-stays paused until the operator abandons it). The guest verifies every
-page on the destination."""
+stays paused until the operator abandons it), and recovery with both VMMs
+on TLS, where a peer with another CA's certificate is refused and the
+paused destination (postcopy-paused in GET /vm and GET /vm/migration)
+keeps waiting for the real source. The guest verifies every page on the
+destination."""
 import os
 import socket
 import sys
@@ -200,6 +203,89 @@ def recover_with_destination_dead_fails_clearly():
         check("abandoned" in m["error"], f"{m}")
         check(p.src.call("GET", "/vm")[1]["state"] == "running", "source VM not resumed")
         guest_alive_and_clean(p.src, "source after abandon")
+
+
+def tls_pki():
+    """A cluster CA with src/dst certificates, and an unrelated CA with an
+    intruder's certificate (tern pki, as tests/integration/test_tls.py)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tern-test-pc-tls-")
+    other = os.path.join(d, "other")
+    for args in (["init", "--dir", d], ["issue", "src", "--ip", "127.0.0.1", "--dir", d],
+                 ["issue", "dst", "--ip", "127.0.0.1", "--dir", d],
+                 ["init", "--dir", other],
+                 ["issue", "intruder", "--ip", "127.0.0.1", "--dir", other]):
+        r = run([CLI, "pki"] + args)
+        check(r.returncode == 0, f"tern pki {args}: {r.stderr}")
+    return d, other
+
+
+def intruder_connects(port, other):
+    """A peer with a certificate from another CA tries the recovery."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(f"{other}/intruder.pem", f"{other}/intruder-key.pem")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as s:
+                s.sendall(b"PC_RESUME?")
+                s.recv(100)
+    except (OSError, ssl.SSLError):
+        pass
+
+
+@tap.case()
+def recovery_under_tls_refuses_a_stranger():
+    import shutil
+    from harness import GUEST, Vmm, free_port
+    d, other = tls_pki()
+
+    def tls(name):
+        return ["--tls-cert", f"{d}/{name}.pem", "--tls-key", f"{d}/{name}-key.pem",
+                "--tls-ca", f"{d}/ca.pem"]
+    port = free_port()
+    uri = f"tcp:127.0.0.1:{port}"
+    dst = Vmm(["--incoming", uri] + tls("dst"))
+    src = Vmm(["--kernel", GUEST, "--memory", "256M", "--cmdline", HOT] + tls("src"))
+    prx = Proxy(port)
+    try:
+        dst.wait_api_socket()
+        src.wait_for(r"^TG STAT ", timeout=120)
+
+        class P:        # the parts of Pair that start_postcopy/both_paused use
+            pass
+        p = P()
+        p.src, p.dst, p.uri = src, dst, uri
+        p.status = lambda: src.call("GET", "/vm/migration")[1]
+        p.wait_state = lambda states, timeout=60: Pair.wait_state(p, states, timeout)
+        start_postcopy(p, prx.uri, 8)
+        both_paused(p, prx, 1)
+        st, m = dst.call("GET", "/vm/migration")
+        check(st == 200 and m["state"] == "postcopy-paused" and m["error"],
+              f"destination status while paused: {st} {m}")
+        st, info = dst.call("GET", "/vm")
+        check(info.get("state") == "postcopy-paused", f"destination GET /vm: {info}")
+        intruder_connects(port, other)
+        deadline = time.time() + 10
+        while "recovery connection refused" not in dst.stderr() and time.time() < deadline:
+            time.sleep(0.1)
+        check("recovery connection refused" in dst.stderr(), f"dst: {dst.stderr()[-600:]}")
+        check(dst.proc.poll() is None, "destination gave up after the stranger")
+        check(dst.call("GET", "/vm/migration")[1]["state"] == "postcopy-paused",
+              "destination stopped waiting for the real source")
+        r = run([CLI, "--vmm", src.api, "migrate-recover", uri])         # TLS again
+        check(r.returncode == 0, f"recover: {r.returncode} {r.stdout} {r.stderr}")
+        m = wait_final(p)
+        check(m["state"] == "completed", f"{m}")
+        check(m["postcopy_recoveries"] >= 1, f"{m}")
+        guest_alive_and_clean(dst, "destination")
+    finally:
+        prx.close()
+        src.kill()
+        dst.kill()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @tap.case()

@@ -55,6 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ternd_config_finish(&cfg, &err);
 	if (cfg.hostcfg.n_allowed > 32)
 		abort();
+	/* certificate names -> role, with the lists as both sides */
+	if (ternd_tls_role(&cfg, cfg.tls_admins) > TERND_ROLE_ADMIN ||
+	    ternd_tls_role(&cfg, cfg.tls_viewers) > TERND_ROLE_ADMIN ||
+	    ternd_tls_role(&cfg, cfg.tls_peers) > TERND_ROLE_ADMIN)
+		abort();
 	free(text);
 	json_decref(errors);
 	return 0;

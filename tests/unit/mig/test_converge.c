@@ -214,6 +214,56 @@ static void test_progress_never_goes_back(void **state)
 	assert_int_equal(last, 94);	/* 100 - floor(64 * 100 / 1024) */
 }
 
+static void test_relaxing_downtime_before_throttling(void **state)
+{
+	struct mig_params p;
+	struct converge c;
+	struct converge_pass m;
+
+	(void)state;
+	params(&p);
+	p.downtime_max_ms = 2000;
+	p.downtime_steps = 2;
+	converge_init(&c, &p, 1024 * MiB, 0);
+	/* 32 MiB that never shrinks over 20 MiB/s: 1600 ms to stop now */
+	m = pass(1, 1 * S, 32 * MiB, 256 * MiB, 256 * MiB, 20 * MiB);
+	assert_int_equal(converge_after_pass(&c, &m), CONVERGE_CONTINUE);
+	assert_int_equal(c.p.downtime_ms, 300);		/* pass 1 never counts */
+	m = pass(2, 3 * S, 32 * MiB, 32 * MiB, 32 * MiB, 20 * MiB);
+	assert_int_equal(converge_after_pass(&c, &m), CONVERGE_CONTINUE);
+	assert_int_equal(c.p.downtime_ms, 1150);	/* one step of (2000-300)/2 */
+	assert_int_equal(c.throttle, 0);
+	assert_non_null(strstr(c.why, "relaxing downtime"));
+	m = pass(3, 5 * S, 32 * MiB, 32 * MiB, 32 * MiB, 20 * MiB);
+	assert_int_equal(converge_after_pass(&c, &m), CONVERGE_STOP_COPY);
+	assert_int_equal(c.p.downtime_ms, 2000);	/* the ceiling: now it fits */
+	assert_int_equal(c.throttle, 0);
+}
+
+static void test_planned_throttle_applies_at_once(void **state)
+{
+	struct mig_params p;
+	struct converge c;
+	struct converge_pass m;
+
+	(void)state;
+	params(&p);
+	converge_init(&c, &p, 1024 * MiB, 0);
+	/* probe: 2000 MiB/s over a 512 MiB working set, 100 MiB/s link */
+	converge_plan_start(&c, PLAN_ALL_BUT_POSTCOPY, 2000 * MiB, 512 * MiB, 100 * MiB);
+	assert_int_equal(c.in_use, PLAN_AUTO_CONVERGE);
+	assert_true(c.first_total_ms > 0);
+	assert_true(converge_eta_ms(&c, 0) > 0);
+	m = pass(1, 10 * S, 512 * MiB, 1024 * MiB, 1024 * MiB, 100 * MiB);
+	m.dirty_rate = 51 * MiB;	/* the pass's rate: a lower bound */
+	m.total_sent_bytes = 1024 * MiB;
+	assert_int_equal(converge_after_pass(&c, &m), CONVERGE_CONTINUE);
+	assert_true(c.throttle >= 90);	/* not 20, 60, 80 ... one pass each */
+	assert_non_null(strstr(c.why, "auto-converge"));
+	/* ETA counts down between passes, and never below 1 ms while known */
+	assert_true(converge_eta_ms(&c, 11 * S) < converge_eta_ms(&c, 10 * S));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +276,8 @@ int main(void)
 		cmocka_unit_test(test_completion_timeout_scales_with_memory),
 		cmocka_unit_test(test_progress_timeout),
 		cmocka_unit_test(test_progress_never_goes_back),
+		cmocka_unit_test(test_relaxing_downtime_before_throttling),
+		cmocka_unit_test(test_planned_throttle_applies_at_once),
 	};
 	return cmocka_run_group_tests_name("mig-converge", tests, NULL, NULL);
 }

@@ -464,7 +464,7 @@ static void test_unknown_records(void **state)
 
 	begin(&w);	/* reserved ranges are not decoded by 1.0 readers */
 	raw(&w, MIG_REC_XBZRLE_FIRST, 0, 0, junk, 10);
-	expect(&w, -EPROTO, "XBZRLE(reserved) at stream offset 32");
+	expect(&w, -EPROTO, "RAM_XBZRLE at stream offset 32");
 
 	begin(&w);	/* optional but corrupted: crc still checked */
 	mig_stream_set_crc(&w, true);

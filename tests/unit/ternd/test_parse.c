@@ -280,8 +280,85 @@ static void config_finish_checks(void **state)
 	assert_non_null(strstr(err.msg, "not in cpu_models"));
 	err_clear(&err);
 	parse(&cfg, "tls_cert = /x\n", errors);
-	assert_int_equal(ternd_config_finish(&cfg, &err), -ENOTSUP);
+	assert_int_equal(ternd_config_finish(&cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "all three"));
+	err_clear(&err);
+	parse(&cfg, "tls_admins = ops\n", errors);
+	assert_int_equal(ternd_config_finish(&cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "need tls_cert"));
+	err_clear(&err);
+	parse(&cfg, "tls_require_client_cert = true\n", errors);
+	assert_int_equal(ternd_config_finish(&cfg, &err), -EINVAL);
+	err_clear(&err);
+	parse(&cfg, "tls_cert = /c\ntls_key = /k\ntls_ca = /ca\n", errors);
+	assert_int_equal(ternd_config_finish(&cfg, &err), 0);
+	assert_true(cfg.tls);
+	assert_false(cfg.tls_require_client_cert);
 	assert_int_equal(json_array_size(errors), 0);
+	json_decref(errors);
+}
+
+/* The TLS keys: each parsed, bad values named with their line. */
+static void config_tls_keys(void **state)
+{
+	static struct ternd_config cfg;
+	json_t *errors = json_array();
+	struct err err = { 0 };
+	char long_list[600];
+
+	parse(&cfg, "tls_cert = /p/a.pem\ntls_key = /p/a-key.pem\ntls_ca = /p/ca.pem\n"
+		    "tls_peers = a, b,c\ntls_admins = ops\ntls_viewers = mon1 mon2\n"
+		    "tls_require_client_cert = true\n", errors);
+	assert_int_equal(json_array_size(errors), 0);
+	assert_int_equal(ternd_config_finish(&cfg, &err), 0);
+	assert_true(cfg.tls && cfg.tls_require_client_cert);
+	assert_string_equal(cfg.tls_peers, "a, b,c");
+	assert_string_equal(cfg.tls_viewers, "mon1 mon2");
+	memset(long_list, 'x', sizeof(long_list) - 1);
+	long_list[sizeof(long_list) - 1] = '\0';
+	ternd_config_defaults(&cfg);
+	ternd_config_parse(&cfg, "tls_require_client_cert = yes\n", 30, errors);
+	assert_int_equal(json_array_size(errors), 1);
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(errors, 0), "error")),
+			       "true or false"));
+	json_array_clear(errors);
+	{
+		char text[700];
+
+		snprintf(text, sizeof(text), "tls_admins = %s\n", long_list);
+		ternd_config_parse(&cfg, text, strlen(text), errors);
+	}
+	assert_int_equal(json_array_size(errors), 1);
+	assert_string_equal(field_msg(errors, "tls_admins"),
+			    "bad value: want a list of certificate names of at most 511 bytes");
+	json_decref(errors);
+}
+
+/* Certificate names -> role: peers and admins are admin, best wins. */
+static void tls_roles(void **state)
+{
+	static struct ternd_config cfg;
+	json_t *errors = json_array();
+
+	parse(&cfg, "tls_peers = host-a,host-b\ntls_admins = Ops\ntls_viewers = mon, ops2\n",
+	      errors);
+	assert_int_equal(ternd_tls_role(&cfg, "host-a, 10.0.0.1"), TERND_ROLE_ADMIN);
+	assert_int_equal(ternd_tls_role(&cfg, "10.0.0.2, host-b"), TERND_ROLE_ADMIN);
+	assert_int_equal(ternd_tls_role(&cfg, "ops"), TERND_ROLE_ADMIN);	/* DNS: any case */
+	assert_int_equal(ternd_tls_role(&cfg, "mon"), TERND_ROLE_VIEWER);
+	assert_int_equal(ternd_tls_role(&cfg, "mon, ops"), TERND_ROLE_ADMIN);
+	assert_int_equal(ternd_tls_role(&cfg, "ops2"), TERND_ROLE_VIEWER);
+	assert_int_equal(ternd_tls_role(&cfg, "host"), TERND_ROLE_INVALID);	/* no prefixes */
+	assert_int_equal(ternd_tls_role(&cfg, "host-a-evil"), TERND_ROLE_INVALID);
+	assert_int_equal(ternd_tls_role(&cfg, "op"), TERND_ROLE_INVALID);
+	assert_int_equal(ternd_tls_role(&cfg, ""), TERND_ROLE_INVALID);
+	assert_int_equal(ternd_tls_role(&cfg, NULL), TERND_ROLE_INVALID);
+	assert_int_equal(ternd_tls_role(&cfg, ", ,"), TERND_ROLE_INVALID);
+	assert_true(ternd_list_has(" a ,b\tc", "c"));
+	assert_false(ternd_list_has("a,b", ""));
+	assert_false(ternd_list_has(NULL, "a"));
+	parse(&cfg, "", errors);
+	assert_int_equal(ternd_tls_role(&cfg, "host-a"), TERND_ROLE_INVALID);
 	json_decref(errors);
 }
 
@@ -438,6 +515,8 @@ int main(void)
 		cmocka_unit_test(migrate_args),
 		cmocka_unit_test(op_and_maintenance_args),
 		cmocka_unit_test(token_roles),
+		cmocka_unit_test(config_tls_keys),
+		cmocka_unit_test(tls_roles),
 	};
 
 	return cmocka_run_group_tests_name("ternd_parse", tests, setup_kernel, teardown_kernel);
