@@ -7,8 +7,10 @@
  * accepts up to 8 blocks / 4 MiB of RAM, the test device's field table and
  * the iterative "iterdev" section. Invariants checked beyond ASan/UBSan:
  * success means the EOF record was seen, and failure comes with a message
- * and the same code in struct err. A third load accepts the POSTCOPY
- * feature, so POSTCOPY_DISCARD / POSTCOPY_LISTEN are decoded too.
+ * and the same code in struct err. The first two loads accept the MULTIFD
+ * feature (MULTIFD_CHANNELS / MULTIFD_SYNC decoded; the fake target opens no
+ * sockets). A third load accepts the POSTCOPY feature, so POSTCOPY_DISCARD /
+ * POSTCOPY_LISTEN are decoded too.
  */
 #include <stdint.h>
 #include <stdlib.h>
