@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "compress.h"
@@ -52,6 +53,7 @@ struct mfd_recv {
 	pthread_cond_t cv;
 	bool closing;
 	struct err failed;		/* first channel error */
+	uint64_t progress_ns;		/* a channel's last record, under lock */
 	struct mfd_rchan ch[MIG_MFD_CHANNELS_MAX];
 };
 
@@ -114,6 +116,13 @@ static int recv_sync(struct mfd_rchan *ch, struct err *err)
 	return ret;
 }
 
+static void progressed(struct mfd_recv *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->progress_ns = time_now_ns();
+	pthread_mutex_unlock(&r->lock);
+}
+
 static int recv_one(struct mfd_rchan *ch, struct err *err)
 {
 	struct mig_rec_hdr rh;
@@ -121,6 +130,7 @@ static int recv_one(struct mfd_rchan *ch, struct err *err)
 
 	if (ret)
 		return ret;
+	progressed(ch->r);
 	if (rh.type == MIG_REC_MULTIFD_PAGES)
 		return recv_pages(ch, rh.length, err);
 	if (rh.type == MIG_REC_MULTIFD_SYNC)
@@ -202,7 +212,13 @@ static int take_conn(struct mfd_recv *r, int fd, struct err *err)
 	ch = &r->ch[h.index];
 	ch->fd = fd;
 	ch->in = in;
-	mig_stream_set_timeout(&ch->in, mig_keepalive_stream_timeout_ms(mig_keepalive_dest()));
+	/*
+	 * A channel may rightly be idle for a whole pass (XBZRLE and zero runs
+	 * go on the main stream): no read timeout. A dead peer is caught by TCP
+	 * keepalive, a live but stuck one by mfd_recv_sync()'s limit.
+	 */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 0 }, sizeof(struct timeval));
+	mig_stream_set_timeout(&ch->in, 0);
 	return 0;
 }
 
@@ -302,13 +318,19 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 
 /* ---- sync and teardown ---- */
 
+/*
+ * Waits as long as the channels make progress; fails when none has read a
+ * record for the keepalive time (the rule for a silent peer).
+ */
 int mfd_recv_sync(struct mfd_recv *r, uint64_t seq, struct err *err)
 {
-	uint64_t deadline = time_now_ns() + MIG_IO_TIMEOUT_MS * 1000000ULL;
+	uint64_t limit = (uint64_t)mig_keepalive_timeout_ms(mig_keepalive_dest()) * 1000000ULL;
+	uint64_t start = time_now_ns();
 	int ret = 0;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
+		uint64_t last = MAX(start, r->progress_ns);
 		unsigned behind = 0;
 		struct timespec ts;
 
@@ -320,8 +342,8 @@ int mfd_recv_sync(struct mfd_recv *r, uint64_t seq, struct err *err)
 			behind += r->ch[i].seq < seq;
 		if (!behind)
 			break;
-		if (time_now_ns() > deadline) {
-			ret = err_set(err, -ETIMEDOUT, "%u channels never reached sync %llu",
+		if (time_now_ns() - last > limit) {
+			ret = err_set(err, -ETIMEDOUT, "%u channels silent before sync %llu",
 				      behind, (unsigned long long)seq);
 			break;
 		}

@@ -29,6 +29,7 @@ _Static_assert((int)MIG_COMPRESS_NONE == (int)MIG_MFD_NONE &&
 
 #define CHAN_BUFSIZE	(256u << 10)
 #define WAIT_MS		100		/* re-check cancel this often */
+#define BEAT_NS		250000000ULL	/* main-stream heartbeat period */
 
 enum mfd_job {
 	MFD_JOB_NONE = 0,
@@ -69,6 +70,10 @@ struct mfd_send {
 	struct err failed;		/* first channel error */
 	unsigned next;			/* round-robin start */
 	uint64_t seq;
+	/* heartbeat on the main stream (see beat()) */
+	struct mig_stream *main;
+	uint64_t main_seq;		/* last MULTIFD_SYNC written there */
+	uint64_t beat_ns;
 	struct mfd_chan ch[MIG_MFD_CHANNELS_MAX];
 };
 
@@ -136,6 +141,8 @@ int mfd_send_announce(struct mfd_send *s, struct mig_stream *out)
 	struct mig_mfd_channels c = { .n = s->n, .method = s->method, .level = s->level };
 
 	memcpy(c.id, s->id, sizeof(c.id));
+	s->main = out;
+	s->beat_ns = time_now_ns();
 	return mig_stream_put_mfd_channels(out, &c);
 }
 
@@ -257,6 +264,26 @@ int mfd_send_connect(struct mfd_send *s, const char *uri, const struct mig_param
 
 /* ---- the producer side ---- */
 
+/*
+ * Under s->lock, on the migration thread: while a pass runs on the channels
+ * the main stream would be silent, and the destination's main-stream
+ * timeout (the keepalive rule) would take that for a dead peer. So every
+ * BEAT_NS repeat the last MULTIFD_SYNC there: every channel has reached
+ * it already, which makes it a no-op for the destination.
+ */
+static void beat(struct mfd_send *s)
+{
+	uint64_t now = time_now_ns();
+
+	if (!s->main || now - s->beat_ns < BEAT_NS)
+		return;
+	s->beat_ns = now;
+	pthread_mutex_unlock(&s->lock);
+	mig_stream_put_mfd_sync(s->main, s->main_seq);
+	mig_stream_flush(s->main);	/* an error sticks: seen at the pass end */
+	pthread_mutex_lock(&s->lock);
+}
+
 /* Under s->lock: a sticky channel error or a cancel ends the wait. */
 static int check_failed(struct mfd_send *s, struct err *err)
 {
@@ -284,6 +311,7 @@ static void wait_a_little(struct mfd_send *s)
 static struct mfd_chan *idle_chan(struct mfd_send *s, struct err *err)
 {
 	for (;;) {
+		beat(s);
 		if (check_failed(s, err))
 			return NULL;
 		for (unsigned k = 0; k < s->n; k++) {
@@ -325,6 +353,7 @@ static int wait_idle(struct mfd_send *s, struct mfd_chan *c, struct err *err)
 	for (;;) {
 		bool busy = false;
 
+		beat(s);
 		if (check_failed(s, err))
 			return err->code;
 		for (unsigned i = 0; i < s->n; i++)
@@ -356,6 +385,7 @@ int mfd_send_sync(struct mfd_send *s, struct mig_stream *out, struct err *err)
 		return ret;
 	if (mig_stream_put_mfd_sync(out, s->seq))
 		return mig_stream_get_err(out, err);
+	s->main_seq = s->seq;		/* only this thread writes either */
 	return 0;
 }
 

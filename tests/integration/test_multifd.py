@@ -12,8 +12,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (CLI, Pair, Tap, check, check_no_errors, run,  # noqa: E402
-                     tg_last)
+from harness import (CLI, GUEST, Pair, Tap, Vmm, check, check_no_errors,  # noqa: E402
+                     free_port, run, tg_last)
 from test_migration import (check_migrated, guest_keeps_running,  # noqa: E402
                             wait_verified_sweep)
 
@@ -168,6 +168,28 @@ def channel_cut_midway_fails_cleanly():
         px.close()
         # and the source can migrate again afterwards, straight
         time.sleep(0.2)
+
+
+@tap.case()
+def long_channel_passes_outlast_a_short_keepalive():
+    # A 2 s silent-peer rule on both sides, and passes of several seconds
+    # that run on the channels (pass 1) or wholly on the main stream
+    # (XBZRLE deltas, channels idle): neither side may take the other for
+    # gone. The source repeats a no-op MULTIFD_SYNC on the main stream.
+    ka = ["--keepalive-interval", "1", "--keepalive-count", "2"]
+    port = free_port()
+    uri = f"tcp:127.0.0.1:{port}"
+    with Vmm(["--incoming", uri] + ka) as dst, \
+            Vmm(["--kernel", GUEST, "--memory", "128M",
+                 "--cmdline", "tg.wss=48M tg.rate=8 tg.report_ms=200"]) as src:
+        dst.wait_api_socket()
+        src.wait_for(r"^TG FILLED", timeout=60)
+        r = run([CLI, "--vmm", src.api, "migrate", uri, "--channels", "2", "--xbzrle",
+                 "--bandwidth", "8", "--wait"] + ka, timeout=180)
+        check(r.returncode == 0, f"migrate exit {r.returncode}: {r.stdout[-400:]} {r.stderr}")
+        check(src.wait_exit(15) == 0, f"source: {src.stderr()!r}")
+        dst.wait_for(r"^TG STAT ", timeout=30)
+        check_no_errors(dst.output(), "destination")
 
 
 if __name__ == "__main__":
