@@ -66,6 +66,7 @@ struct api_migrate_params {
 	char tls_hostname[256];		/* name the destination's certificate must
 					 * carry; "": the host in the URI */
 	bool resume_source;		/* abandon: run the VM here again */
+	bool no_defer_hot;		/* pass 1 sends hot pages too */
 };
 
 /* POST /vm/dirty-rate {"seconds": N} */
@@ -144,6 +145,7 @@ struct api_migration_info {
 	uint64_t downtime_limit_initial_ms;	/* before relaxing */
 	uint64_t postcopy_recoveries;	/* times a broken post-copy was recovered */
 	uint64_t postcopy_fault_p50_us;	/* median fault latency (destination's) */
+	uint64_t pages_deferred;	/* hot pages pass 1 left for pass 2 */
 };
 
 /* GET/POST /vm/dirty-rate */

@@ -158,6 +158,8 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 				    json_integer(api_json_u64(m->postcopy_fault_p50_us)));
 		json_object_set_new(o, "postcopy_recoveries",
 				    json_integer(api_json_u64(m->postcopy_recoveries)));
+		json_object_set_new(o, "pages_deferred",
+				    json_integer(api_json_u64(m->pages_deferred)));
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
 		json_object_set_new(o, "channels", json_integer(m->channels));

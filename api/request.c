@@ -61,6 +61,8 @@ static const struct api_field api_migrate_fields[] = {
 	{ "probe_ms", API_FIELD_UINT,
 	  offsetof(struct api_request, migrate.probe_ms), 0, 1, 60000, false },
 	{ "no_probe", API_FIELD_BOOL, offsetof(struct api_request, migrate.no_probe), 0, 0, 0, false },
+	{ "no_defer_hot", API_FIELD_BOOL, offsetof(struct api_request, migrate.no_defer_hot),
+	  0, 0, 0, false },
 	{ "tls", API_FIELD_STRING, offsetof(struct api_request, migrate.tls),
 	  sizeof(((struct api_migrate_params *)0)->tls), 0, 0, false },
 	{ "tls_hostname", API_FIELD_STRING, offsetof(struct api_request, migrate.tls_hostname),

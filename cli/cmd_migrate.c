@@ -125,8 +125,10 @@ static void print_summary(const json_t *o)
 	printf("  on the wire: %s (guest RAM %s)\n",
 	       fmt_bytes(jget(o, "transferred_bytes"), tr, sizeof(tr)),
 	       fmt_bytes(jget(o, "ram_bytes"), ram, sizeof(ram)));
-	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero, %" PRIu64 " xbzrle\n",
-	       jget(o, "pages_normal"), jget(o, "pages_zero"), jget(o, "pages_xbzrle"));
+	printf("  pages:       %" PRIu64 " normal, %" PRIu64 " zero, %" PRIu64 " xbzrle"
+	       " (%" PRIu64 " hot pages left by pass 1 for pass 2)\n",
+	       jget(o, "pages_normal"), jget(o, "pages_zero"), jget(o, "pages_xbzrle"),
+	       jget(o, "pages_deferred"));
 	if (jget(o, "channels"))
 		printf("  channels:    %" PRIu64 " (%" PRIu64 " pages in compressed batches)\n",
 		       jget(o, "channels"), jget(o, "pages_compressed"));
@@ -278,6 +280,8 @@ static int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 			json_object_set_new(body, "tls_hostname", json_string(argv[++i]));
 		else if (!strcmp(argv[i], "--no-probe"))
 			json_object_set_new(body, "no_probe", json_true());
+		else if (!strcmp(argv[i], "--no-defer-hot"))
+			json_object_set_new(body, "no_defer_hot", json_true());
 		else if ((r = migrate_option(body, argc, argv, &i)) >= 0)
 			status = r ? r : status;
 		else if (argv[i][0] != '-' && !uri)

@@ -90,6 +90,7 @@ static void cli_help(FILE *f)
 	      "  --downtime-steps N          ... in N steps (default 4)\n"
 	      "  --probe-ms N                measure the dirty rate up to N ms first (default 400)\n"
 	      "  --no-probe                  no dirty-rate probe\n"
+	      "  --no-defer-hot              pass 1 sends pages the guest rewrites, too\n"
 	      "  --keepalive-interval S      keepalive probe interval (default 5)\n"
 	      "  --keepalive-count N         probes unanswered before the peer is gone (default 5)\n"
 	      "  --tls on|off                TLS 1.3, both sides authenticated (default: on when\n"

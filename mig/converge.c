@@ -94,6 +94,8 @@ uint64_t converge_eta_ms(const struct converge *c, uint64_t now_ns)
 	return c->eta_ms > gone ? c->eta_ms - gone : 1;
 }
 
+static bool plan_throttle(struct converge *c);
+
 void converge_plan_start(struct converge *c, unsigned available, uint64_t dirty_rate,
 			 uint64_t wss, uint64_t bandwidth)
 {
@@ -113,6 +115,9 @@ void converge_plan_start(struct converge *c, unsigned available, uint64_t dirty_
 	c->first_downtime_ms = s ? c->plan.pred[s].downtime_ms : 0;
 	plan_eta(c, c->start_ns, 0);
 	str_copy(c->why, sizeof(c->why), c->plan.why);
+	/* a throttle the plan needs anyway works best from pass 1 on */
+	c->plan_throttle = s == PLAN_AUTO_CONVERGE ? c->plan.pred[s].throttle_pct : 0;
+	plan_throttle(c);
 }
 
 /*
@@ -297,9 +302,15 @@ enum converge_verdict converge_after_pass(struct converge *c,
 	 * quarter: a dirty set converges to what the guest writes during one
 	 * pass, and more passes past that only cost time.
 	 */
-	/* ...but a throttled guest suffers every extra pass: stop as soon as it fits */
+	/*
+	 * ...but a throttled guest suffers every extra pass: stop once the rest
+	 * takes at most half the limit. A throttled guest dirties little, so
+	 * one short pass more usually turns a pause near the limit into a few
+	 * ms (the pause is the stall the guest feels most).
+	 */
 	if (fits && (m->dirty_bytes == 0 || m->dirty_bytes * 4 >= m->prev_dirty_bytes * 3 ||
-		     m->expected_downtime_ms < 2 || c->throttle)) {
+		     m->expected_downtime_ms < 2 ||
+		     (c->throttle && m->expected_downtime_ms * 2 <= c->p.downtime_ms))) {
 		snprintf(c->why, sizeof(c->why), "stop-and-copy: %llu KiB left, about %llu ms",
 			 (unsigned long long)(m->dirty_bytes >> 10),
 			 (unsigned long long)m->expected_downtime_ms);

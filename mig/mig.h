@@ -83,6 +83,9 @@ struct mig_params {
 	uint32_t probe_ms;		/* auto: measure the dirty rate this long first; default 400 */
 	uint64_t dirty_rate_hint;	/* bytes/s measured before (0: unknown) */
 	uint64_t wss_hint;		/* working set measured before (0: unknown) */
+	bool no_defer_hot;		/* pass 1 sends hot pages too (default: it
+					 * leaves pages written since the start
+					 * for pass 2: each is sent once, later) */
 };
 
 void mig_params_init(struct mig_params *p);
@@ -150,6 +153,7 @@ struct mig_stats {
 	uint64_t dirty_rate_smoothed;	/* bytes/s, unthrottled estimate */
 	uint64_t wss_estimate;		/* working set estimate, bytes */
 	uint32_t downtime_limit_initial_ms;	/* before relaxing */
+	uint64_t pages_deferred;	/* pass 1: hot pages left for pass 2 */
 };
 
 struct mig_source;

@@ -101,6 +101,9 @@ struct ram_sender {
 	/* called after every batch sent: progress, and a chance to abort */
 	int (*progress)(void *opaque, struct err *err);
 	void *progress_opaque;
+	/* pass 1 leaves pages the guest wrote since it began for pass 2 */
+	bool defer_hot;
+	uint64_t pages_deferred;
 	/* batch being built */
 	unsigned batch_block;
 	size_t batch_n;
@@ -115,6 +118,8 @@ int ram_sender_init(struct ram_sender *rs, struct vm *vm, struct mig_stream *out
 int ram_sender_enable_xbzrle(struct ram_sender *rs, uint64_t cache_bytes,
 			     struct err *err);
 void ram_sender_fini(struct ram_sender *rs);
+/* Bytes of guest RAM the host holds (never-touched pages are zero). */
+uint64_t ram_resident_bytes(const struct ram_sender *rs);
 /* Pass 1: every page not known to be zero (the destination starts zeroed). */
 int ram_send_first_pass(struct ram_sender *rs, struct err *err);
 /* Read the dirty bitmaps; returns the number of dirty pages (>= 0). */

@@ -141,34 +141,45 @@ static bool meets(const struct planner_input *in, const struct planner_predictio
 	       (!in->timeout_ms || p->total_ms <= in->timeout_ms);
 }
 
+static void sim_throttled(const struct planner_input *in, uint32_t t,
+			  struct planner_prediction *q)
+{
+	struct sim s;
+
+	memset(q, 0, sizeof(*q));
+	sim_plain(in, t, &s);
+	simulate(in, &s, q);
+	q->throttle_pct = t;
+}
+
 /*
- * The smallest throttle that makes the guest dirty at most half of what
- * the link carries (so each pass at least halves the dirty set) and meets
- * the limits; failing that, the smallest that meets them; failing that,
- * the most allowed.
+ * Which throttle. Pages the guest dirties while the link is busy are sent
+ * again, so a light throttle held for long can cost the guest more work
+ * (throttle x time) than a firm one held briefly, and take longer too.
+ * The choice: of the throttles that meet the limits, the smallest that
+ * finishes within PLAN_THROTTLE_SLACK_PCT (or PLAN_THROTTLE_SLACK_MS, if
+ * more) of the fastest of them; if none meets them, the most allowed.
  */
 static void predict_autoconverge(const struct planner_input *in, struct planner_prediction *p)
 {
 	uint32_t max = in->throttle_max && in->throttle_max <= 99 ? in->throttle_max : 99;
-	struct planner_prediction best = { 0 }, q;
-	bool have = false;
-	struct sim s;
+	uint64_t fastest = UINT64_MAX, slack;
+	struct planner_prediction q;
 
 	for (uint32_t t = 0; t <= max; t++) {
-		memset(&q, 0, sizeof(q));
-		sim_plain(in, t, &s);
-		simulate(in, &s, &q);
-		q.throttle_pct = t;
-		if (meets(in, &q) && s.rate * 2 <= s.link) {
-			*p = q;
-			return;
-		}
-		if (meets(in, &q) && !have) {
-			best = q;
-			have = true;
-		}
+		sim_throttled(in, t, &q);
+		if (meets(in, &q) && q.total_ms < fastest)
+			fastest = q.total_ms;
 	}
-	*p = have ? best : q;
+	slack = fastest + fastest / 100 * PLAN_THROTTLE_SLACK_PCT;
+	if (slack < fastest + PLAN_THROTTLE_SLACK_MS)
+		slack = fastest + PLAN_THROTTLE_SLACK_MS;
+	for (uint32_t t = 0; t <= max; t++) {
+		sim_throttled(in, t, p);
+		if (meets(in, p) && p->total_ms <= slack)
+			return;
+	}
+	sim_throttled(in, max, p);
 }
 
 /* One pre-copy pass (if not done yet), switch over, then the working set once. */

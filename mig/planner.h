@@ -38,6 +38,9 @@ enum planner_strategy {
 #define PLAN_STATE_MS		5
 /* Pause of a post-copy switch-over (device state, dirty map, first faults). */
 #define PLAN_POSTCOPY_SWITCH_MS	50
+/* Auto-converge takes the smallest throttle within 10 % (or 500 ms) of the fastest. */
+#define PLAN_THROTTLE_SLACK_PCT	10
+#define PLAN_THROTTLE_SLACK_MS	500
 /* Host-side XBZRLE encoding throughput assumed (bytes/s of pages). */
 #define PLAN_XBZRLE_ENCODE_BPS	(1ULL << 30)
 #define PLAN_MAX_PASSES		1000

@@ -178,6 +178,67 @@ static int queue_page(struct ram_sender *rs, unsigned b, uint64_t pfn,
 	return 0;
 }
 
+uint64_t ram_resident_bytes(const struct ram_sender *rs)
+{
+	unsigned char *v = malloc(CHUNK_PAGES);
+	uint64_t n = 0;
+
+	if (!v)
+		return 0;
+	for (unsigned b = 0; b < rs->nblocks; b++) {
+		for (uint64_t first = 0; first < rs->npages[b]; first += CHUNK_PAGES) {
+			uint64_t c = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);
+
+			if (mincore((uint8_t *)rs->blocks[b].host + first * PAGE, c * PAGE, v) < 0) {
+				n += c;
+				continue;
+			}
+			for (uint64_t i = 0; i < c; i++)
+				n += v[i] & 1;
+		}
+	}
+	free(v);
+	return n * PAGE;
+}
+
+/* Write-protect all of RAM: from now on every write is logged. */
+static int protect_all(struct ram_sender *rs, uint64_t *ones, struct err *err)
+{
+	for (unsigned b = 0; b < rs->nblocks; b++) {
+		for (uint64_t first = 0; first < rs->npages[b]; first += CHUNK_PAGES) {
+			uint64_t n = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);
+			int ret = vm_dirty_log_clear(rs->vm, b, first, n, ones, err);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Arm one chunk before its pages are read. Without deferral: re-protect
+ * it. With deferral (all of RAM was protected when the pass began): read
+ * the log, so that pages written since then can be left for pass 2.
+ */
+static int arm_chunk(struct ram_sender *rs, unsigned b, uint64_t first, uint64_t n,
+		     uint64_t *ones, struct err *err)
+{
+	if (rs->defer_hot)
+		return vm_dirty_log_get(rs->vm, b, rs->bitmap[b], err);
+	return vm_dirty_log_clear(rs->vm, b, first, n, ones, err);
+}
+
+static bool page_is_hot(const struct ram_sender *rs, unsigned b, uint64_t pfn)
+{
+	return rs->defer_hot && (rs->bitmap[b][pfn / 64] >> (pfn % 64) & 1);
+}
+
+/*
+ * Pass 1. A page the guest has written again since the pass began is hot:
+ * sending it now would only send it twice, so it keeps its dirty bit and
+ * goes in pass 2, when auto-converge (if any) already slows the guest.
+ */
 int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 {
 	unsigned char *resident = malloc(CHUNK_PAGES);
@@ -187,13 +248,15 @@ int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 	if (!resident)
 		return err_set(err, -ENOMEM, "out of memory");
 	memset(ones, 0xff, sizeof(ones));
+	if (rs->defer_hot)
+		ret = protect_all(rs, ones, err);
 	for (unsigned b = 0; b < rs->nblocks && !ret; b++) {
 		uint8_t *host = rs->blocks[b].host;
 
 		for (uint64_t first = 0; first < rs->npages[b] && !ret; first += CHUNK_PAGES) {
 			uint64_t n = MIN((uint64_t)CHUNK_PAGES, rs->npages[b] - first);
 
-			ret = vm_dirty_log_clear(rs->vm, b, first, n, ones, err);
+			ret = arm_chunk(rs, b, first, n, ones, err);
 			if (ret)
 				break;
 			if (mincore(host + first * PAGE, n * PAGE, resident) < 0)
@@ -201,6 +264,10 @@ int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 			for (uint64_t i = 0; i < n && !ret; i++) {
 				uint64_t pfn = first + i;
 
+				if (page_is_hot(rs, b, pfn)) {
+					rs->pages_deferred++;
+					continue;
+				}
 				if (!(resident[i] & 1) || mig_page_is_zero(host + pfn * PAGE)) {
 					rs->pages_zero++;
 					continue;

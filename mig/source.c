@@ -128,6 +128,7 @@ static void update_counters(struct mig_source *m)
 		m->st.pages_compressed = mfd_send_pages_compressed(m->mfd);
 	m->st.pages_normal = m->rs.pages_normal;
 	m->st.pages_zero = m->rs.pages_zero;
+	m->st.pages_deferred = m->rs.pages_deferred;
 	m->st.pages_xbzrle = m->rs.pages_xbzrle;
 	m->st.xbzrle_cache_hits = m->rs.xstats.cache_hits;
 	m->st.xbzrle_cache_misses = m->rs.xstats.cache_misses;
@@ -240,6 +241,23 @@ static unsigned source_plan_available(struct mig_source *m)
 	return a;
 }
 
+/* Apply the policy's throttle to the vCPUs (auto-converge). */
+static int apply_throttle(struct mig_source *m, struct err *err)
+{
+	int ret;
+
+	if (m->conv.throttle == m->throttle_applied)
+		return 0;
+	ret = vm_set_throttle(m->vm, m->conv.throttle, err);
+	if (ret)
+		return ret;
+	m->throttle_applied = m->conv.throttle;
+	pthread_mutex_lock(&m->lock);
+	m->st.throttle_pct = m->conv.throttle;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 /*
  * Plan before pass 1. Without a hint, a short dirty-rate probe (p.probe_ms
  * in 25 ms windows) gives the planner the rate and working set first; a
@@ -274,12 +292,14 @@ static int source_plan_start(struct mig_source *m, struct err *err)
 			 (unsigned long long)(r.rate >> 20), (unsigned long long)(r.wss_bytes >> 20));
 	}
 	pthread_mutex_lock(&m->lock);
+	/* pass 1 skips what the host never backed: plan with what it holds */
+	m->conv.touched_bytes = ram_resident_bytes(&m->rs);
 	converge_plan_start(&m->conv, avail, r.rate, r.wss_bytes,
 			    m->p.bandwidth ? m->p.bandwidth : ASSUMED_BANDWIDTH);
 	str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
 	publish_plan(m);
 	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return apply_throttle(m, err);
 }
 
 /*
@@ -326,17 +346,6 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 	return v;
 }
 
-/* Apply the policy's throttle to the vCPUs (auto-converge). */
-static int apply_throttle(struct mig_source *m, struct err *err)
-{
-	if (m->conv.throttle == m->throttle_applied)
-		return 0;
-	int ret = vm_set_throttle(m->vm, m->conv.throttle, err);
-
-	if (!ret)
-		m->throttle_applied = m->conv.throttle;
-	return ret;
-}
 
 /*
  * A destination that fails says why (ERROR) before closing: read it.
@@ -747,6 +756,7 @@ static int source_run(struct mig_source *m, struct err *err)
 	ret = ram_sender_init(&m->rs, m->vm, &m->out, &m->cancel, m->p.bandwidth, err);
 	m->rs.progress = on_progress;
 	m->rs.progress_opaque = m;
+	m->rs.defer_hot = !m->p.no_defer_hot;
 	if (!ret && m->p.xbzrle)
 		ret = ram_sender_enable_xbzrle(&m->rs, m->p.xbzrle_cache_bytes, err);
 	if (!ret && m->p.channels) {

@@ -334,7 +334,15 @@ int vm_resume(struct vm *vm, struct err *err)
 
 /* ---- auto-converge throttle ---- */
 
-#define THROTTLE_SLICE_NS 10000000ULL	/* vCPUs run 10 ms between sleeps */
+/*
+ * A throttle of p% runs the vCPUs THROTTLE_SLICE_NS, then sleeps them
+ * slice * p / (100 - p), as QEMU does, except that no sleep is longer than
+ * THROTTLE_MAX_SLEEP_NS: past that the run shrinks instead (99%: 0.5 ms
+ * run, 50 ms sleep, where QEMU sleeps 990 ms). The guest's longest stall
+ * stays short at any throttle.
+ */
+#define THROTTLE_SLICE_NS	10000000ULL
+#define THROTTLE_MAX_SLEEP_NS	50000000ULL
 
 static void *throttle_thread(void *arg)
 {
@@ -344,9 +352,17 @@ static void *throttle_thread(void *arg)
 	pthread_mutex_lock(&vm->lock);
 	while (vm->state != VM_STATE_STOPPING && vm->throttle_pct) {
 		unsigned pct = vm->throttle_pct;
-		uint64_t sleep_ns = THROTTLE_SLICE_NS * pct / (100 - pct);
-		uint64_t next = time_now_ns() + THROTTLE_SLICE_NS + sleep_ns;
-		struct timespec ts = { next / 1000000000ULL, next % 1000000000ULL };
+		uint64_t run_ns = THROTTLE_SLICE_NS, sleep_ns = run_ns * pct / (100 - pct);
+		struct timespec ts;
+		uint64_t next;
+
+		if (sleep_ns > THROTTLE_MAX_SLEEP_NS) {
+			sleep_ns = THROTTLE_MAX_SLEEP_NS;
+			run_ns = sleep_ns * (100 - pct) / pct;
+		}
+		next = time_now_ns() + run_ns + sleep_ns;
+		ts.tv_sec = (time_t)(next / 1000000000ULL);
+		ts.tv_nsec = (long)(next % 1000000000ULL);
 
 		if (vm->state == VM_STATE_RUNNING) {
 			for (unsigned i = 0; i < vm->nr_vcpus; i++) {

@@ -83,6 +83,7 @@ static void fill_migration(struct api_migration_info *out)
 	out->downtime_ms = st.downtime_ms;
 	out->pages_normal = st.pages_normal;
 	out->pages_zero = st.pages_zero;
+	out->pages_deferred = st.pages_deferred;
 	out->downtime_limit_ms = st.downtime_limit_ms;
 	out->bandwidth_limit_bps = st.bandwidth_limit;
 	out->throttle_pct = st.throttle_pct;
@@ -164,6 +165,7 @@ static int migrate_plan_params(const struct api_migrate_params *p, struct mig_pa
 		mp->probe_ms = (uint32_t)p->probe_ms;
 	if (p->no_probe)
 		mp->probe_ms = 0;
+	mp->no_defer_hot = p->no_defer_hot;
 	return 0;
 }
 
