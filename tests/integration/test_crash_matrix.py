@@ -381,7 +381,8 @@ def run_pc_cell(point, action, outcome, recover):
     try:
         dst.wait_api_socket()
         src.wait_for(r"^TG FILLED" if not recover else r"^TG STAT ", timeout=60)
-        extra = ["--bandwidth", "4"] if recover else []
+        # slow and unthrottled, so that post-copy starts before pre-copy could finish
+        extra = ["--bandwidth", "4", "--auto-converge", "off"] if recover else []
         r = run([CLI, "--vmm", src.api, "migrate", prx.uri if recover else uri, "--postcopy"]
                 + KA + extra)
         check(r.returncode == 0, f"migrate start: {r.stdout} {r.stderr}")
