@@ -334,38 +334,46 @@ static int cli_cmd_migrate_status(struct cli_ctx *ctx, int argc, char **argv)
 	return status;
 }
 
-static int cli_cmd_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
+/* POST an action on the migration; say what was done and the state it left. */
+static int migration_action(struct cli_ctx *ctx, const char *path, const char *body,
+			    const char *done)
 {
-	json_t *o;
-	int status;
+	json_t *o = NULL;
+	int status = cli_vmm_call(ctx, "POST", path, body, &o);
 
-	if (cli_parse_common(ctx, argc, argv, &status))
-		return status;
-	status = cli_vmm_call(ctx, "POST", "/vm/migration/cancel", NULL, &o);
 	if (status == CLI_EXIT_OK && !ctx->json)
-		printf("migration cancel requested (state: %s)\n", jstr(o, "state"));
+		printf("%s (state: %s)\n", done, jstr(o, "state"));
 	json_decref(o);
 	return status;
 }
 
-static int cli_cmd_migrate_postcopy(struct cli_ctx *ctx, int argc, char **argv)
+/* A sub-command that takes only the common options and POSTs an action. */
+static int migration_plain_action(struct cli_ctx *ctx, int argc, char **argv,
+				  const char *path, const char *done)
 {
-	json_t *o;
 	int status;
 
 	if (cli_parse_common(ctx, argc, argv, &status))
 		return status;
-	status = cli_vmm_call(ctx, "POST", "/vm/migration/postcopy", NULL, &o);
-	if (status == CLI_EXIT_OK && !ctx->json)
-		printf("switch to post-copy requested (state: %s)\n", jstr(o, "state"));
-	json_decref(o);
-	return status;
+	return migration_action(ctx, path, NULL, done);
+}
+
+static int cli_cmd_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return migration_plain_action(ctx, argc, argv, "/vm/migration/cancel",
+				      "migration cancel requested");
+}
+
+static int cli_cmd_migrate_postcopy(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return migration_plain_action(ctx, argc, argv, "/vm/migration/postcopy",
+				      "switch to post-copy requested");
 }
 
 /* migrate-recover [tcp:H:P]: reconnect a paused post-copy. */
 static int cli_cmd_migrate_recover(struct cli_ctx *ctx, int argc, char **argv)
 {
-	json_t *body = json_object(), *o = NULL;
+	json_t *body = json_object();
 	int status = CLI_EXIT_OK;
 	char *b;
 
@@ -383,11 +391,8 @@ static int cli_cmd_migrate_recover(struct cli_ctx *ctx, int argc, char **argv)
 	json_decref(body);
 	if (status != CLI_EXIT_OK)
 		return status;
-	status = cli_vmm_call(ctx, "POST", "/vm/migration/recover", b, &o);
+	status = migration_action(ctx, "/vm/migration/recover", b, "post-copy recovered");
 	free(b);
-	if (status == CLI_EXIT_OK && !ctx->json)
-		printf("post-copy recovered (state: %s)\n", jstr(o, "state"));
-	json_decref(o);
 	return status;
 }
 
