@@ -170,13 +170,11 @@ static int route_vm(struct http_req *r, const char *name, const char *op,
 
 	if (!op && !strcmp(r->method, "GET")) {
 		pthread_mutex_lock(&r->d->lock);
-		vm = ternd_vm_find(r->d, name);
-		if (vm)
+		ret = ternd_vm_lookup(r->d, name, &vm, err);
+		if (!ret)
 			*reply = ternd_vm_json(r->d, vm);
 		pthread_mutex_unlock(&r->d->lock);
-		if (!vm)
-			err_set(err, -ENOENT, "no VM named '%s' on %s", name, r->d->cfg.host);
-		return vm ? 200 : http_error(reply, err);
+		return ret ? http_error(reply, err) : 200;
 	}
 	if (!op)
 		op = "undefine";	/* DELETE */

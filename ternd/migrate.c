@@ -208,10 +208,8 @@ static int mig_claim(struct ternd *d, const char *name, const char *peer,
 	int ret = 0;
 
 	pthread_mutex_lock(&d->lock);
-	vm = ternd_vm_find(d, name);
-	if (!vm)
-		ret = err_set(err, -ENOENT, "no VM named '%s' on %s", name, d->cfg.host);
-	else if (vm->busy || vm->migrating)
+	ret = ternd_vm_lookup(d, name, &vm, err);
+	if (!ret && (vm->busy || vm->migrating))
 		ret = err_set(err, -EBUSY, "VM %s is busy (%s)", name,
 			      vm->migrating ? "already migrating" : "another operation");
 	if (!ret) {
@@ -312,16 +310,17 @@ int ternd_migrate_cancel(struct ternd *d, const char *name, struct err *err)
 {
 	struct ternd_vm *vm;
 	char sock[108];
+	int ret;
 
 	pthread_mutex_lock(&d->lock);
-	vm = ternd_vm_find(d, name);
-	if (vm && vm->migrating) {
+	ret = ternd_vm_lookup(d, name, &vm, err);
+	if (!ret && vm->migrating) {
 		vm->cancel = true;
 		str_copy(sock, sizeof(sock), vm->sock);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (!vm)
-		return err_set(err, -ENOENT, "no VM named '%s' on %s", name, d->cfg.host);
+	if (ret)
+		return ret;
 	if (!vm->migrating)
 		return err_set(err, -EALREADY, "VM %s is not migrating", name);
 	ternd_event(d, name, "migration_cancel", "cancel requested");
@@ -627,14 +626,12 @@ static int in_claim(struct ternd *d, const char *name, bool commit,
 	int ret = 0;
 
 	pthread_mutex_lock(&d->lock);
-	vm = ternd_vm_find(d, name);
-	if (!vm)
-		ret = err_set(err, -ENOENT, "no VM named '%s' on %s", name, d->cfg.host);
-	else if (vm->state != TERND_VM_INCOMING)
+	ret = ternd_vm_lookup(d, name, &vm, err);
+	if (!ret && vm->state != TERND_VM_INCOMING)
 		ret = commit ? 1 : err_set(err, -EEXIST, "VM %s already runs here", name);
-	else if (vm->busy)
+	else if (!ret && vm->busy)
 		ret = err_set(err, -EBUSY, "VM %s is busy", name);
-	else
+	else if (!ret)
 		vm->busy = true;
 	pthread_mutex_unlock(&d->lock);
 	*out = vm;

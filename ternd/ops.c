@@ -36,15 +36,13 @@ static int vm_claim(struct ternd *d, const char *name, struct ternd_vm **out,
 	int ret = 0;
 
 	pthread_mutex_lock(&d->lock);
-	vm = ternd_vm_find(d, name);
-	if (!vm)
-		ret = err_set(err, -ENOENT, "no VM named '%s' on %s", name, d->cfg.host);
-	else if (vm->busy || vm->migrating)
+	ret = ternd_vm_lookup(d, name, &vm, err);
+	if (!ret && (vm->busy || vm->migrating))
 		ret = err_set(err, -EBUSY, "VM %s is busy (%s)", name,
 			      vm->migrating ? "migrating" : "another operation");
-	else if (vm->state == TERND_VM_INCOMING)
+	else if (!ret && vm->state == TERND_VM_INCOMING)
 		ret = err_set(err, -EBUSY, "VM %s is still arriving by migration", name);
-	else
+	else if (!ret)
 		vm->busy = true;
 	pthread_mutex_unlock(&d->lock);
 	*out = vm;

@@ -72,6 +72,9 @@ int ternd_hook_run(struct ternd *d, const char *vm, const char *phase,
 
 /* vm.c: definitions and per-VM files */
 struct ternd_vm *ternd_vm_find(struct ternd *d, const char *name);
+/* ternd_vm_find, or -ENOENT naming the VM and host; caller holds d->lock */
+int ternd_vm_lookup(struct ternd *d, const char *name, struct ternd_vm **vm,
+		    struct err *err);
 struct ternd_vm *ternd_vm_new(struct ternd *d, const char *name, json_t *def);
 void ternd_vm_remove(struct ternd *d, struct ternd_vm *vm);
 int ternd_vm_save(struct ternd *d, struct ternd_vm *vm);

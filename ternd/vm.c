@@ -46,6 +46,15 @@ struct ternd_vm *ternd_vm_find(struct ternd *d, const char *name)
 	return NULL;
 }
 
+int ternd_vm_lookup(struct ternd *d, const char *name, struct ternd_vm **vm,
+		    struct err *err)
+{
+	*vm = ternd_vm_find(d, name);
+	if (!*vm)
+		return err_set(err, -ENOENT, "no VM named '%s' on %s", name, d->cfg.host);
+	return 0;
+}
+
 struct ternd_vm *ternd_vm_new(struct ternd *d, const char *name, json_t *def)
 {
 	struct ternd_vm *vm = calloc(1, sizeof(*vm));
