@@ -515,11 +515,10 @@ static int precopy(struct mig_source *m, struct err *err)
 	}
 }
 
-static int stop_and_copy(struct mig_source *m, struct err *err)
+/* Enter stop-and-copy: note when, and pause the VM unless it is paused already. */
+static int stop_copy_pause(struct mig_source *m, struct err *err)
 {
 	struct err perr = { 0 };
-	uint64_t t_paused, t_ram, t_state;
-	int64_t dirty;
 	int ret;
 
 	set_state(m, MIG_STATE_STOP_COPY);
@@ -528,6 +527,18 @@ static int stop_and_copy(struct mig_source *m, struct err *err)
 	if (ret && ret != -EALREADY)
 		return err_set(err, ret, "cannot pause the VM: %s", perr.msg);
 	m->paused_by_us = ret == 0;
+	return 0;
+}
+
+static int stop_and_copy(struct mig_source *m, struct err *err)
+{
+	uint64_t t_paused, t_ram, t_state;
+	int64_t dirty;
+	int ret;
+
+	ret = stop_copy_pause(m, err);
+	if (ret)
+		return ret;
 	fault_point("src-stop-copy");
 	t_paused = time_now_ns();
 	dirty = ram_sync(&m->rs, err);
@@ -685,16 +696,12 @@ static int pc_pause(struct mig_source *m, struct err *err)
  */
 static int postcopy(struct mig_source *m, struct err *err)
 {
-	struct err perr = { 0 };
 	int64_t dirty;
 	int ret;
 
-	set_state(m, MIG_STATE_STOP_COPY);
-	m->stop_ns = time_now_ns();
-	ret = vm_pause(m->vm, &perr);
-	if (ret && ret != -EALREADY)
-		return err_set(err, ret, "cannot pause the VM: %s", perr.msg);
-	m->paused_by_us = ret == 0;
+	ret = stop_copy_pause(m, err);
+	if (ret)
+		return ret;
 	dirty = ram_sync(&m->rs, err);
 	if (dirty < 0)
 		return (int)dirty;
