@@ -128,6 +128,13 @@ int64_t ram_sync(struct ram_sender *rs, struct err *err);
 int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err);
 
 bool mig_page_is_zero(const void *page);
+/*
+ * Sleep as needed to keep the bytes sent (counted in *sent since
+ * *start_ns, a window restarted each second) under `bandwidth` bytes/s;
+ * 0 = unlimited. Shared by the RAM sender and the post-copy pusher.
+ */
+void mig_rate_limit(uint64_t bandwidth, uint64_t *start_ns, uint64_t *sent,
+		    uint64_t bytes);
 
 /* ---- the destination's status for the API thread (dest_status.c) ---- */
 void mig_dest_status_set(enum mig_state st, const char *reason);

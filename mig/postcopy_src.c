@@ -57,26 +57,6 @@ void pc_source_init(struct pc_source *ps, struct ram_sender *rs,
 		ps->left += pc_bitmap_count(rs->bitmap[b], rs->npages[b]);
 }
 
-static void rate_limit(struct pc_source *ps, uint64_t bytes)
-{
-	uint64_t now = time_now_ns(), allowed;
-
-	if (!ps->bandwidth)
-		return;
-	if (!ps->rate_start_ns || now - ps->rate_start_ns > 1000000000ULL) {
-		ps->rate_start_ns = now;
-		ps->rate_bytes = 0;
-	}
-	ps->rate_bytes += bytes;
-	allowed = ps->rate_bytes * 1000000000ULL / ps->bandwidth;
-	if (allowed > now - ps->rate_start_ns) {
-		uint64_t d = allowed - (now - ps->rate_start_ns);
-		struct timespec ts = { d / 1000000000ULL, d % 1000000000ULL };
-
-		nanosleep(&ts, NULL);
-	}
-}
-
 static bool take(struct pc_source *ps, unsigned b, uint64_t pfn)
 {
 	uint64_t *w = &ps->rs->bitmap[b][pfn / 64], m = 1ULL << (pfn % 64);
@@ -117,7 +97,7 @@ static int send_pages(struct pc_source *ps, unsigned b, uint64_t pfn, unsigned m
 		rs->pages_normal += n;
 	}
 	ps->cursor[b] = pfn;
-	rate_limit(ps, n * PS);
+	mig_rate_limit(ps->bandwidth, &ps->rate_start_ns, &ps->rate_bytes, n * PS);
 	return mig_stream_flush(ps->out);
 }
 

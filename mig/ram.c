@@ -86,22 +86,22 @@ void ram_sender_fini(struct ram_sender *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
-/* Sleep as needed to keep the average under the bandwidth limit. */
-static void rate_limit(struct ram_sender *rs, uint64_t bytes)
+void mig_rate_limit(uint64_t bandwidth, uint64_t *start_ns, uint64_t *sent,
+		    uint64_t bytes)
 {
 	uint64_t now, allowed_ns;
 
-	if (!rs->bandwidth)
+	if (!bandwidth)
 		return;
 	now = time_now_ns();
-	if (!rs->rate_start_ns || now - rs->rate_start_ns > 1000000000ULL) {
-		rs->rate_start_ns = now;
-		rs->rate_bytes = 0;
+	if (!*start_ns || now - *start_ns > 1000000000ULL) {
+		*start_ns = now;
+		*sent = 0;
 	}
-	rs->rate_bytes += bytes;
-	allowed_ns = rs->rate_bytes * 1000000000ULL / rs->bandwidth;
-	if (allowed_ns > now - rs->rate_start_ns) {
-		uint64_t d = allowed_ns - (now - rs->rate_start_ns);
+	*sent += bytes;
+	allowed_ns = *sent * 1000000000ULL / bandwidth;
+	if (allowed_ns > now - *start_ns) {
+		uint64_t d = allowed_ns - (now - *start_ns);
 		struct timespec ts = { d / 1000000000ULL, d % 1000000000ULL };
 
 		nanosleep(&ts, NULL);
@@ -114,7 +114,7 @@ static void rate_limit(struct ram_sender *rs, uint64_t bytes)
  */
 static int sent(struct ram_sender *rs, uint64_t bytes, bool tick, struct err *err)
 {
-	rate_limit(rs, bytes);
+	mig_rate_limit(rs->bandwidth, &rs->rate_start_ns, &rs->rate_bytes, bytes);
 	if (!tick)
 		return 0;
 	if (atomic_load(rs->cancel))
