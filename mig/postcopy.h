@@ -136,6 +136,14 @@ void pc_dest_report(struct pc_dest *pc, struct pc_report *r);
 /* Append the still-needed bitmap as POSTCOPY_DISCARD records. */
 struct mig_stream;
 int pc_dest_put_needed(struct pc_dest *pc, struct mig_stream *out);
+/*
+ * Call fn for each slice (up to `max` words, copied into `words`) of a
+ * block's still-needed bitmap that has a bit set; stops at fn's error.
+ */
+typedef int (*pc_needed_fn)(void *opaque, uint32_t block, uint64_t first_word,
+			    const uint64_t *words, uint32_t n);
+int pc_dest_each_needed(struct pc_dest *pc, uint64_t *words, uint32_t max,
+			pc_needed_fn fn, void *opaque);
 
 /* Connection lost: stop asking (faults are noted and asked again later). */
 void pc_dest_pause(struct pc_dest *pc);

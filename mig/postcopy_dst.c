@@ -427,26 +427,42 @@ void pc_dest_report(struct pc_dest *pc, struct pc_report *r)
 	pthread_mutex_unlock(&pc->lock);
 }
 
-int pc_dest_put_needed(struct pc_dest *pc, struct mig_stream *out)
+int pc_dest_each_needed(struct pc_dest *pc, uint64_t *words, uint32_t max,
+			pc_needed_fn fn, void *opaque)
 {
-	uint64_t words[MIG_PC_DISCARD_WORDS_MAX];
-
 	for (unsigned i = 0; i < pc->nblocks; i++) {
 		struct pc_dest_block *b = &pc->b[i];
 		uint64_t nwords = (b->npages + 63) / 64;
 
-		for (uint64_t w0 = 0; w0 < nwords; w0 += MIG_PC_DISCARD_WORDS_MAX) {
-			uint32_t n = (uint32_t)MIN(nwords - w0, (uint64_t)MIG_PC_DISCARD_WORDS_MAX);
+		for (uint64_t w0 = 0; w0 < nwords; w0 += max) {
+			uint32_t n = (uint32_t)MIN(nwords - w0, (uint64_t)max);
 			bool any = false;
+			int ret;
 
 			for (uint32_t w = 0; w < n; w++) {
 				words[w] = atomic_load(&b->needed[w0 + w]);
 				any |= words[w] != 0;
 			}
-			if (any)
-				mig_stream_put_pc_discard(out, b->id, w0 * 64 * PS, words, n);
+			ret = any ? fn(opaque, b->id, w0, words, n) : 0;
+			if (ret)
+				return ret;
 		}
 	}
+	return 0;
+}
+
+static int put_discard(void *out, uint32_t block, uint64_t first_word,
+		       const uint64_t *words, uint32_t n)
+{
+	mig_stream_put_pc_discard(out, block, first_word * 64 * PS, words, n);
+	return 0;	/* the stream's error is sticky: checked at the end */
+}
+
+int pc_dest_put_needed(struct pc_dest *pc, struct mig_stream *out)
+{
+	uint64_t words[MIG_PC_DISCARD_WORDS_MAX];
+
+	pc_dest_each_needed(pc, words, MIG_PC_DISCARD_WORDS_MAX, put_discard, out);
 	return mig_stream_error(out);
 }
 

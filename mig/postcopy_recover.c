@@ -26,33 +26,20 @@
 
 #define HANDSHAKE_MS 10000
 
-static int send_needed(struct pc_dest *pc, int fd)
+static int send_bitmap(void *fd, uint32_t block, uint64_t first_word,
+		       const uint64_t *words, uint32_t n)
 {
 	uint8_t buf[MIG_CTL_MSG_MAX];
+
+	return mig_ctl_send_raw(*(int *)fd, MIG_CTL_PC_BITMAP, buf,
+				pc_bitmap_encode(buf, block, first_word, words, n));
+}
+
+static int send_needed(struct pc_dest *pc, int fd)
+{
 	uint64_t words[PC_BITMAP_WORDS_MAX];
 
-	for (unsigned i = 0; i < pc->nblocks; i++) {
-		struct pc_dest_block *b = &pc->b[i];
-		uint64_t nwords = (b->npages + 63) / 64;
-
-		for (uint64_t w0 = 0; w0 < nwords; w0 += PC_BITMAP_WORDS_MAX) {
-			uint32_t n = (uint32_t)MIN(nwords - w0, (uint64_t)PC_BITMAP_WORDS_MAX);
-			bool any = false;
-			int ret;
-
-			for (uint32_t w = 0; w < n; w++) {
-				words[w] = atomic_load(&b->needed[w0 + w]);
-				any |= words[w] != 0;
-			}
-			if (!any)
-				continue;
-			ret = mig_ctl_send_raw(fd, MIG_CTL_PC_BITMAP, buf,
-					       pc_bitmap_encode(buf, b->id, w0, words, n));
-			if (ret)
-				return ret;
-		}
-	}
-	return 0;
+	return pc_dest_each_needed(pc, words, PC_BITMAP_WORDS_MAX, send_bitmap, &fd);
 }
 
 int pc_dest_recover_handshake(struct pc_dest *pc, int fd, uint64_t id,
