@@ -43,10 +43,7 @@ int mig_stream_put_mfd_channels(struct mig_stream *s,
 
 int mig_stream_put_mfd_sync(struct mig_stream *s, uint64_t seq)
 {
-	mig_rec_begin(s, MIG_REC_MULTIFD_SYNC, 0, 0, 8);
-	mig_stream_put_u64(s, seq);
-	mig_rec_end(s);
-	return mig_stream_error(s);
+	return mig_rec_put_u64(s, MIG_REC_MULTIFD_SYNC, seq);
 }
 
 int mig_stream_put_mfd_hello(struct mig_stream *s, const struct mig_mfd_hello *h)

@@ -125,6 +125,14 @@ void mig_rec_end(struct mig_stream *s)
 	mig_stream_put_u32(s, mig_stream_crc_end(s));
 }
 
+int mig_rec_put_u64(struct mig_stream *s, uint16_t type, uint64_t v)
+{
+	mig_rec_begin(s, type, 0, 0, 8);
+	mig_stream_put_u64(s, v);
+	mig_rec_end(s);
+	return mig_stream_error(s);
+}
+
 int mig_stream_put_record(struct mig_stream *s, const struct mig_rec_hdr *rh,
 			  const void *payload)
 {
@@ -296,10 +304,7 @@ int mig_stream_put_ram_batch(struct mig_stream *s, uint32_t block,
 
 int mig_stream_put_iter_end(struct mig_stream *s, uint64_t iteration)
 {
-	mig_rec_begin(s, MIG_REC_RAM_ITER_END, 0, 0, 8);
-	mig_stream_put_u64(s, iteration);
-	mig_rec_end(s);
-	return mig_stream_error(s);
+	return mig_rec_put_u64(s, MIG_REC_RAM_ITER_END, iteration);
 }
 
 /* ---- device sections ---- */

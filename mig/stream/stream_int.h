@@ -79,6 +79,8 @@ void mig_rec_begin(struct mig_stream *s, uint16_t type, uint16_t flags,
 		   uint32_t section_id, uint64_t length);
 /* Append the crc if the current record has one. */
 void mig_rec_end(struct mig_stream *s);
+/* A whole record (no flags, no section) whose payload is one u64. */
+int mig_rec_put_u64(struct mig_stream *s, uint16_t type, uint64_t v);
 
 /* True if idstr (NUL-terminated) is 1..MIG_IDSTR_MAX printable ASCII. */
 bool mig_idstr_valid(const char *idstr, size_t len);
