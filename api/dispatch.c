@@ -54,6 +54,10 @@ static json_int_t api_json_u64(uint64_t v)
 	return v > (uint64_t)LLONG_MAX ? (json_int_t)LLONG_MAX : (json_int_t)v;
 }
 
+/* o["field"] = m->field, clamped to what JSON integers hold. */
+#define API_SET_U64(o, m, field) \
+	json_object_set_new(o, #field, json_integer(api_json_u64((m)->field)))
+
 /* A bounded copy of a backend string: NUL-terminated, printable ASCII. */
 static const char *api_clean(const char *s, size_t size, char *buf)
 {
@@ -88,22 +92,14 @@ static void api_plan_json(json_t *o, const struct api_migration_info *m)
 	char plan[sizeof(m->plan) + 1];
 
 	json_object_set_new(o, "plan", json_string(api_clean(m->plan, sizeof(m->plan), plan)));
-	json_object_set_new(o, "predicted_total_ms",
-			    json_integer(api_json_u64(m->predicted_total_ms)));
-	json_object_set_new(o, "predicted_downtime_ms",
-			    json_integer(api_json_u64(m->predicted_downtime_ms)));
-	json_object_set_new(o, "predicted_wire_bytes",
-			    json_integer(api_json_u64(m->predicted_wire_bytes)));
-	json_object_set_new(o, "initial_predicted_total_ms",
-			    json_integer(api_json_u64(m->initial_predicted_total_ms)));
-	json_object_set_new(o, "initial_predicted_downtime_ms",
-			    json_integer(api_json_u64(m->initial_predicted_downtime_ms)));
-	json_object_set_new(o, "dirty_rate_smoothed_bps",
-			    json_integer(api_json_u64(m->dirty_rate_smoothed_bps)));
-	json_object_set_new(o, "working_set_bytes",
-			    json_integer(api_json_u64(m->working_set_bytes)));
-	json_object_set_new(o, "downtime_limit_initial_ms",
-			    json_integer(api_json_u64(m->downtime_limit_initial_ms)));
+	API_SET_U64(o, m, predicted_total_ms);
+	API_SET_U64(o, m, predicted_downtime_ms);
+	API_SET_U64(o, m, predicted_wire_bytes);
+	API_SET_U64(o, m, initial_predicted_total_ms);
+	API_SET_U64(o, m, initial_predicted_downtime_ms);
+	API_SET_U64(o, m, dirty_rate_smoothed_bps);
+	API_SET_U64(o, m, working_set_bytes);
+	API_SET_U64(o, m, downtime_limit_initial_ms);
 }
 
 static json_t *api_migration_json(const struct api_migration_info *m)
@@ -133,38 +129,24 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 
 		json_object_set_new(o, "throttle_pct", json_integer(m->throttle_pct));
 		json_object_set_new(o, "progress_pct", json_integer(m->progress_pct));
-		json_object_set_new(o, "pages_xbzrle", json_integer(api_json_u64(m->pages_xbzrle)));
-		json_object_set_new(o, "xbzrle_cache_hits",
-				    json_integer(api_json_u64(m->xbzrle_cache_hits)));
-		json_object_set_new(o, "xbzrle_cache_misses",
-				    json_integer(api_json_u64(m->xbzrle_cache_misses)));
-		json_object_set_new(o, "xbzrle_overflows",
-				    json_integer(api_json_u64(m->xbzrle_overflows)));
-		json_object_set_new(o, "xbzrle_bytes_saved",
-				    json_integer(api_json_u64(m->xbzrle_bytes_saved)));
-		json_object_set_new(o, "postcopy_requests",
-				    json_integer(api_json_u64(m->postcopy_requests)));
-		json_object_set_new(o, "postcopy_bg_pages",
-				    json_integer(api_json_u64(m->postcopy_bg_pages)));
-		json_object_set_new(o, "postcopy_pages_left",
-				    json_integer(api_json_u64(m->postcopy_pages_left)));
-		json_object_set_new(o, "postcopy_faults",
-				    json_integer(api_json_u64(m->postcopy_faults)));
-		json_object_set_new(o, "postcopy_fault_avg_us",
-				    json_integer(api_json_u64(m->postcopy_fault_avg_us)));
-		json_object_set_new(o, "postcopy_fault_max_us",
-				    json_integer(api_json_u64(m->postcopy_fault_max_us)));
-		json_object_set_new(o, "postcopy_fault_p50_us",
-				    json_integer(api_json_u64(m->postcopy_fault_p50_us)));
-		json_object_set_new(o, "postcopy_recoveries",
-				    json_integer(api_json_u64(m->postcopy_recoveries)));
-		json_object_set_new(o, "pages_deferred",
-				    json_integer(api_json_u64(m->pages_deferred)));
+		API_SET_U64(o, m, pages_xbzrle);
+		API_SET_U64(o, m, xbzrle_cache_hits);
+		API_SET_U64(o, m, xbzrle_cache_misses);
+		API_SET_U64(o, m, xbzrle_overflows);
+		API_SET_U64(o, m, xbzrle_bytes_saved);
+		API_SET_U64(o, m, postcopy_requests);
+		API_SET_U64(o, m, postcopy_bg_pages);
+		API_SET_U64(o, m, postcopy_pages_left);
+		API_SET_U64(o, m, postcopy_faults);
+		API_SET_U64(o, m, postcopy_fault_avg_us);
+		API_SET_U64(o, m, postcopy_fault_max_us);
+		API_SET_U64(o, m, postcopy_fault_p50_us);
+		API_SET_U64(o, m, postcopy_recoveries);
+		API_SET_U64(o, m, pages_deferred);
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
 		json_object_set_new(o, "channels", json_integer(m->channels));
-		json_object_set_new(o, "pages_compressed",
-				    json_integer(api_json_u64(m->pages_compressed)));
+		API_SET_U64(o, m, pages_compressed);
 	}
 	if (o && m->error[0])
 		json_object_set_new(o, "error",
