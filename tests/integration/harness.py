@@ -245,7 +245,55 @@ def check_no_errors(text, where):
     check(all(s["errors"] == "0" for s in stats), f"{where}: STAT lines with errors")
 
 
-class Pair:
+def wait_full_sweep(vm, start, pool_of, timeout, poll):
+    """The guest verified its whole pool after console offset `start`
+    (pool size from the console of `pool_of`, where it booted)."""
+    pool = int(re.search(r"pool_mib=(\d+)", pool_of.output()).group(1))
+    deadline = time.time() + timeout
+    first = None
+    while time.time() < deadline:
+        stats = tg_stats(vm.output()[start:])
+        if stats:
+            first = first or stats[0]
+            if int(stats[-1]["verified_mib"]) - int(first["verified_mib"]) >= pool:
+                return
+        time.sleep(poll)
+    raise TestFailure(f"guest did not verify a full sweep within {timeout}s")
+
+
+class VmmPair:
+    """A source VMM (self.src) migrating to a destination (self.dst):
+    the migration's status as the source sees it, and cleanup."""
+
+    state_timeout = 60      # default for wait_state, seconds
+    state_poll = 0.05
+
+    def status(self):
+        st, m = self.src.call("GET", "/vm/migration")
+        check(st == 200, f"migration status: {st} {m}")
+        return m
+
+    def wait_state(self, states, timeout=None):
+        deadline = time.time() + (timeout or self.state_timeout)
+        while time.time() < deadline:
+            m = self.status()
+            if m["state"] in states:
+                return m
+            time.sleep(self.state_poll)
+        raise TestFailure(f"migration never reached {states}: {self.status()}")
+
+    def close(self):
+        self.src.kill()
+        self.dst.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Pair(VmmPair):
     """A source VMM running the test guest and a destination waiting on
     --incoming, each with its own console log and API socket."""
 
@@ -266,27 +314,3 @@ class Pair:
         if wait:
             cmd.append("--wait")
         return run(cmd, timeout=timeout)
-
-    def status(self):
-        st, m = self.src.call("GET", "/vm/migration")
-        check(st == 200, f"migration status: {st} {m}")
-        return m
-
-    def wait_state(self, states, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            m = self.status()
-            if m["state"] in states:
-                return m
-            time.sleep(0.05)
-        raise TestFailure(f"migration never reached {states}: {self.status()}")
-
-    def close(self):
-        self.src.kill()
-        self.dst.kill()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

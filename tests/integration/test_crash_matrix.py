@@ -12,15 +12,14 @@ cells are in PC_MATRIX (after GO neither side alone has the VM).
 """
 import os
 import random
-import re
 import signal
 import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (CLI, GUEST, Tap, TestFailure, Vmm, check,  # noqa: E402
-                     check_no_errors, free_port, run, tg_stats)
+from harness import (CLI, GUEST, Tap, Vmm, check,  # noqa: E402
+                     check_no_errors, free_port, run, wait_full_sweep)
 
 tap = Tap()
 GUEST_CMDLINE = "tg.wss=8M tg.rate=64 tg.report_ms=200"
@@ -117,19 +116,7 @@ def wait_exit(vm, timeout):
 
 def verify_guest(vm, booted_on):
     """The guest runs on `vm` and verifies its whole pool with no error."""
-    pool = int(re.search(r"pool_mib=(\d+)", booted_on.output()).group(1))
-    start = len(vm.output())
-    deadline = time.time() + 30
-    first = None
-    while time.time() < deadline:
-        stats = tg_stats(vm.output()[start:])
-        if stats:
-            first = first or stats[0]
-            if int(stats[-1]["verified_mib"]) - int(first["verified_mib"]) >= pool:
-                break
-        time.sleep(0.1)
-    else:
-        raise TestFailure("guest did not verify a full sweep")
+    wait_full_sweep(vm, len(vm.output()), booted_on, timeout=30, poll=0.1)
     check_no_errors(vm.output(), "running VM")
 
 
@@ -198,6 +185,15 @@ def run_cell(point, action, outcome, external_delay=None, external_side=None):
         dst.kill()
 
 
+def dst_lost(dst):
+    """The source was killed and the destination gave up cleanly."""
+    check(dst.proc.returncode == 1, f"dst exit {dst.proc.returncode}")
+    err = dst.stderr().strip().splitlines()[-1]
+    check("incoming migration failed" in err, f"dst said {err!r}")
+    check(not os.path.exists(dst.api), "dst left its API socket")
+    return "lost"
+
+
 def settle_after_kill(src, dst, killed):
     """After one side was SIGKILLed: what runs where. Verifies the guest."""
     if killed == "src":
@@ -207,11 +203,7 @@ def settle_after_kill(src, dst, killed):
                 break
             time.sleep(0.05)
         if dst.proc.poll() is not None:
-            check(dst.proc.returncode == 1, f"dst exit {dst.proc.returncode}")
-            err = dst.stderr().strip().splitlines()[-1]
-            check("incoming migration failed" in err, f"dst said {err!r}")
-            check(not os.path.exists(dst.api), "dst left its API socket")
-            return "lost"
+            return dst_lost(dst)
         check(vm_state(dst) == "running", f"dst state {vm_state(dst)}")
         verify_guest(dst, src)
         return "dst"
@@ -330,11 +322,7 @@ def settle_pc(src, dst, killed, booted_fill=True):
                 mig_state(dst)["state"] != "postcopy-paused":
             time.sleep(0.05)
         if dst.proc.poll() is not None:
-            check(dst.proc.returncode == 1, f"dst exit {dst.proc.returncode}")
-            err = dst.stderr().strip().splitlines()[-1]
-            check("incoming migration failed" in err, f"dst said {err!r}")
-            check(not os.path.exists(dst.api), "dst left its API socket")
-            return "lost"
+            return dst_lost(dst)
         return pc_lost_checks(dst)
     final = ("completed", "failed", "cancelled", "unconfirmed", "postcopy-failed",
              "postcopy-paused")

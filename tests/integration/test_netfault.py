@@ -13,15 +13,14 @@ unique per run and everything is removed even when a case fails.
 """
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (CLI, GUEST, Tap, TestFailure, Vmm, check,  # noqa: E402
-                     check_no_errors, run, tg_stats)
+from harness import (CLI, GUEST, Tap, TestFailure, Vmm, VmmPair, check,  # noqa: E402
+                     check_no_errors, run, wait_full_sweep)
 
 tap = Tap()
 GUEST_ARGS = ["--kernel", GUEST, "--memory", "64M", "--cmdline",
@@ -116,8 +115,11 @@ class Net:
         self.close()
 
 
-class NetPair:
+class NetPair(VmmPair):
     """Source VMM in namespace a, destination (--incoming) in b."""
+
+    state_timeout = 90
+    state_poll = 0.1
 
     def __init__(self, net, keepalive=None):
         self.net = net
@@ -134,45 +136,9 @@ class NetPair:
         r = run([CLI, "--vmm", self.src.api, "migrate", self.uri] + self.ka + list(extra))
         check(r.returncode == 0, f"migrate start: {r.stdout} {r.stderr}")
 
-    def status(self):
-        st, m = self.src.call("GET", "/vm/migration")
-        check(st == 200, f"migration status: {st} {m}")
-        return m
-
-    def wait_state(self, states, timeout=90):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            m = self.status()
-            if m["state"] in states:
-                return m
-            time.sleep(0.1)
-        raise TestFailure(f"migration never reached {states}: {self.status()}")
-
-    def close(self):
-        self.src.kill()
-        self.dst.kill()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def wait_sweep(vm, start, pool_of, timeout=60):
-    """The guest verified its whole pool after console offset `start`
-    (pool size from the console of `pool_of`, where it booted)."""
-    pool = int(re.search(r"pool_mib=(\d+)", pool_of.output()).group(1))
-    deadline = time.time() + timeout
-    first = None
-    while time.time() < deadline:
-        stats = tg_stats(vm.output()[start:])
-        if stats:
-            first = first or stats[0]
-            if int(stats[-1]["verified_mib"]) - int(first["verified_mib"]) >= pool:
-                return
-        time.sleep(0.2)
-    raise TestFailure(f"guest did not verify a full sweep within {timeout}s")
+    wait_full_sweep(vm, start, pool_of, timeout, poll=0.2)
 
 
 def check_completed_on_dst(p):
