@@ -51,6 +51,21 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+def run_matrix(repeat, scenarios, variants, run_one, row):
+    """run_one(scenario, variant, rep) for each, `repeat` times, the variants
+    in reverse order on odd repeats; prints row(result) as each ends."""
+    runs = []
+    for rep in range(repeat):
+        order = variants if rep % 2 == 0 else variants[::-1]
+        for scen in scenarios:
+            for variant in order:
+                r = run_one(scen, variant, rep)
+                r["repeat"] = rep
+                runs.append(r)
+                print(row(r), flush=True)
+    return runs
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

@@ -38,7 +38,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HERE, QEMU, default_build, median, now_ms  # noqa: E402
+from common import HERE, QEMU, default_build, median, now_ms, run_matrix  # noqa: E402
 import migrate  # noqa: E402
 from migrate import QemuRun, TernRun, fmt, machine_info  # noqa: E402
 
@@ -61,11 +61,16 @@ QEMU_VARIANTS = {
 DEFAULT_VARIANTS = "tern:auto,tern:auto-converge,tern:xbzrle,qemu:auto-converge,qemu:xbzrle"
 
 
-class Tern(TernRun):
+class Variant:
+    """One scenario run as one variant of a tool (mixed into its Run)."""
+
     def __init__(self, args, scen, variant, params, workdir):
         mem, cmd, rate, self.cap = SCENARIOS[scen]
         super().__init__(args, (scen, mem, cmd, rate), workdir)
         self.variant, self.params = variant, params
+
+
+class Tern(Variant, TernRun):
 
     def migrate(self):
         # TernRun.migrate posts {"uri", "downtime_ms"}: add ours through api_call
@@ -90,11 +95,7 @@ class Tern(TernRun):
         return r
 
 
-class Qemu(QemuRun):
-    def __init__(self, args, scen, variant, params, workdir):
-        mem, cmd, rate, self.cap = SCENARIOS[scen]
-        super().__init__(args, (scen, mem, cmd, rate), workdir)
-        self.variant, self.params = variant, params
+class Qemu(Variant, QemuRun):
 
     def migrate(self):
         caps = self.params.get("caps", [])
@@ -264,18 +265,15 @@ def main():
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logdir = os.path.join(args.out, f"converge-logs-{stamp}")
-    runs = []
+    def run_one(scen, variant, rep):
+        tool, name = variant
+        wd = os.path.join(logdir, f"{scen}-{tool}-{name}-{rep}")
+        cls, params = (Tern, tern_v[name]) if tool == "tern" else (Qemu, qemu_v[name])
+        return execute(cls(args, scen, name, params, wd))
+
     print(HEADER, flush=True)
-    for rep in range(args.repeat):
-        order = variants if rep % 2 == 0 else variants[::-1]
-        for scen in args.scenario or list(SCENARIOS):
-            for tool, name in order:
-                wd = os.path.join(logdir, f"{scen}-{tool}-{name}-{rep}")
-                cls, params = (Tern, tern_v[name]) if tool == "tern" else (Qemu, qemu_v[name])
-                r = execute(cls(args, scen, name, params, wd))
-                r["repeat"] = rep
-                runs.append(r)
-                print(row(r, args.timeout), flush=True)
+    runs = run_matrix(args.repeat, args.scenario or list(SCENARIOS), variants, run_one,
+                      lambda r: row(r, args.timeout))
 
     summary = summarize(runs)
     print(f"\nmedians over {args.repeat} run(s) (completed runs only):")

@@ -48,7 +48,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (HERE, QEMU, QEMU_BASE, Console, Qmp, api_call,  # noqa: E402
-                    default_build, free_port, loadavg, median, now_ms, wait_path)
+                    default_build, free_port, loadavg, median, now_ms, run_matrix,
+                    wait_path)
 
 REPORT_MS = 250
 DOWNTIME_MS = 300
@@ -458,17 +459,12 @@ def main():
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logdir = os.path.join(args.out, f"logs-{stamp}")
-    runs = []
+    def run_one(scen, tool, rep):
+        wd = os.path.join(logdir, f"{scen[0]}-{tool}-{rep}")
+        return TOOLS[tool](args, scen, wd).execute()
+
     print(HEADER, flush=True)
-    for rep in range(args.repeat):
-        order = tools if rep % 2 == 0 else tools[::-1]
-        for scen in scens:
-            for tool in order:
-                wd = os.path.join(logdir, f"{scen[0]}-{tool}-{rep}")
-                r = TOOLS[tool](args, scen, wd).execute()
-                r["repeat"] = rep
-                runs.append(r)
-                print(row(r, args.timeout), flush=True)
+    runs = run_matrix(args.repeat, scens, tools, run_one, lambda r: row(r, args.timeout))
 
     summary = summarize(runs, args.timeout)
     print(f"\nmedians over {args.repeat} run(s) (completed runs only):")
