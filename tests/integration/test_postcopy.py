@@ -16,7 +16,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CLI, Pair, Tap, check, check_no_errors, run  # noqa: E402
+from harness import CLI, Pair, Tap, VmmPair, check, check_no_errors, run  # noqa: E402
 
 tap = Tap()
 HOT = "tg.wss=64M tg.rate=max tg.fill=0 tg.report_ms=250"
@@ -254,12 +254,9 @@ def recovery_under_tls_refuses_a_stranger():
         dst.wait_api_socket()
         src.wait_for(r"^TG STAT ", timeout=120)
 
-        class P:        # the parts of Pair that start_postcopy/both_paused use
-            pass
-        p = P()
+        p = VmmPair()   # what start_postcopy/both_paused use, over these VMMs
         p.src, p.dst, p.uri = src, dst, uri
         p.status = lambda: src.call("GET", "/vm/migration")[1]
-        p.wait_state = lambda states, timeout=60: Pair.wait_state(p, states, timeout)
         start_postcopy(p, prx.uri, 8)
         both_paused(p, prx, 1)
         st, m = dst.call("GET", "/vm/migration")
