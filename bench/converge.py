@@ -17,7 +17,8 @@ Variants (tool:name), each with its own parameters:
   qemu:xbzrle          capability xbzrle (64 MiB cache)
   --postcopy adds tern:postcopy and qemu:postcopy (postcopy-ram, switched
   after the first pass); --channels N adds tern:channels (channels N) and
-  qemu:multifd (multifd-channels N), for when those exist.
+  qemu:multifd (multifd-channels N). Without it each tool has its default
+  (tern: 2 channels; QEMU: no multifd).
 
 For each run: total time, downtime (the tool's), guest-observed longest
 stall (the larger of the guest's downtime as migrate.py measures it and the
@@ -239,20 +240,22 @@ def main():
     ap.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     ap.add_argument("--variants", default=DEFAULT_VARIANTS)
     ap.add_argument("--postcopy", action="store_true", help="add the post-copy variants")
-    ap.add_argument("--channels", type=int, default=0, help="add parallel-stream variants")
+    ap.add_argument("--channels", type=int, default=0, dest="channel_variants",
+                    help="add parallel-stream variants with N channels")
     ap.add_argument("--timeout", type=int, default=180)
     ap.add_argument("--build", default=default_build())
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
+    args.channels = None    # each tool's default; the variants below set their own
 
     variants = [tuple(v.split(":", 1)) for v in args.variants.split(",") if v]
     tern_v, qemu_v = dict(TERN_VARIANTS), dict(QEMU_VARIANTS)
     if args.postcopy:
         variants += [("tern", "postcopy"), ("qemu", "postcopy")]
-    if args.channels:
-        tern_v["channels"] = {"channels": args.channels}
+    if args.channel_variants:
+        tern_v["channels"] = {"channels": args.channel_variants}
         qemu_v["multifd"] = {"caps": ["multifd"],
-                             "params": {"multifd-channels": args.channels}}
+                             "params": {"multifd-channels": args.channel_variants}}
         variants += [("tern", "channels"), ("qemu", "multifd")]
     for tool, name in variants:
         if name not in (tern_v if tool == "tern" else qemu_v):

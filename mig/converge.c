@@ -300,17 +300,13 @@ enum converge_verdict converge_after_pass(struct converge *c,
 	/*
 	 * Stop when the rest fits and another pass would not shrink it by a
 	 * quarter: a dirty set converges to what the guest writes during one
-	 * pass, and more passes past that only cost time.
-	 */
-	/*
-	 * ...but a throttled guest suffers every extra pass: stop once the rest
-	 * takes at most half the limit. A throttled guest dirties little, so
-	 * one short pass more usually turns a pause near the limit into a few
-	 * ms (the pause is the stall the guest feels most).
+	 * pass, and more passes past that only cost time. This holds for a
+	 * throttled guest too: it dirties little, so each
+	 * extra pass is short and shrinks the rest many times over, and the
+	 * pause at the end is the stall the guest feels most.
 	 */
 	if (fits && (m->dirty_bytes == 0 || m->dirty_bytes * 4 >= m->prev_dirty_bytes * 3 ||
-		     m->expected_downtime_ms < 2 ||
-		     (c->throttle && m->expected_downtime_ms * 2 <= c->p.downtime_ms))) {
+		     m->expected_downtime_ms < 2)) {
 		snprintf(c->why, sizeof(c->why), "stop-and-copy: %llu KiB left, about %llu ms",
 			 (unsigned long long)(m->dirty_bytes >> 10),
 			 (unsigned long long)m->expected_downtime_ms);

@@ -305,14 +305,16 @@ void pc_dest_stop(struct pc_dest *pc)
 /* The page at addr is here: account for a request waiting for it. */
 static void placed(struct pc_dest *pc, uint64_t addr)
 {
-	uint64_t now = time_now_ns();
+	uint64_t now, d;
 
 	pthread_mutex_lock(&pc->lock);
+	/* read under the lock: a request noted just now is not in the future */
+	now = time_now_ns();
 	pc->placed++;
 	for (unsigned i = 0; i < PC_INFLIGHT; i++) {
 		if (pc->inflight[i].addr != addr)
 			continue;
-		uint64_t d = now - pc->inflight[i].t_ns;
+		d = now > pc->inflight[i].t_ns ? now - pc->inflight[i].t_ns : 0;
 
 		pc->lat_sum_ns += d;
 		pc->lat_n++;

@@ -337,12 +337,12 @@ int vm_resume(struct vm *vm, struct err *err)
 /*
  * A throttle of p% runs the vCPUs THROTTLE_SLICE_NS, then sleeps them
  * slice * p / (100 - p), as QEMU does, except that no sleep is longer than
- * THROTTLE_MAX_SLEEP_NS: past that the run shrinks instead (99%: 0.5 ms
- * run, 50 ms sleep, where QEMU sleeps 990 ms). The guest's longest stall
+ * THROTTLE_MAX_SLEEP_NS: past that the run shrinks instead (99%: 0.2 ms
+ * run, 20 ms sleep, where QEMU sleeps 990 ms). The guest's longest stall
  * stays short at any throttle.
  */
 #define THROTTLE_SLICE_NS	10000000ULL
-#define THROTTLE_MAX_SLEEP_NS	50000000ULL
+#define THROTTLE_MAX_SLEEP_NS	20000000ULL
 
 static void *throttle_thread(void *arg)
 {

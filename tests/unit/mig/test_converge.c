@@ -138,7 +138,7 @@ static void test_good_pass_resets_count(void **state)
 	assert_int_equal(c.throttle, 0);
 }
 
-static void test_throttled_guest_stops_as_soon_as_it_fits(void **state)
+static void test_throttled_guest_takes_short_passes_until_they_stop_shrinking(void **state)
 {
 	struct mig_params p;
 	struct converge c;
@@ -147,8 +147,11 @@ static void test_throttled_guest_stops_as_soon_as_it_fits(void **state)
 	params(&p);
 	converge_init(&c, &p, 1024 * MiB, 0);
 	c.throttle = 50;
-	/* fits (20 ms) and still shrinking fast: stop anyway, the guest is slowed */
+	/* fits (20 ms) but still shrinking fast: one more short pass */
 	m = pass(5, 5 * S, 2 * MiB, 40 * MiB, 40 * MiB, 100 * MiB);
+	assert_int_equal(converge_after_pass(&c, &m), CONVERGE_CONTINUE);
+	/* fits and no longer shrinking by a quarter: stop */
+	m = pass(6, 6 * S, 2 * MiB, 2 * MiB, 2 * MiB, 100 * MiB);
 	assert_int_equal(converge_after_pass(&c, &m), CONVERGE_STOP_COPY);
 }
 
@@ -272,7 +275,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_on_is_qemus_rule),
 		cmocka_unit_test(test_off_never_throttles),
 		cmocka_unit_test(test_good_pass_resets_count),
-		cmocka_unit_test(test_throttled_guest_stops_as_soon_as_it_fits),
+		cmocka_unit_test(test_throttled_guest_takes_short_passes_until_they_stop_shrinking),
 		cmocka_unit_test(test_completion_timeout_scales_with_memory),
 		cmocka_unit_test(test_progress_timeout),
 		cmocka_unit_test(test_progress_never_goes_back),
