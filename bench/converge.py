@@ -32,6 +32,7 @@ Results go to bench/results/converge-<time>.json.
                     [--postcopy] [--channels N] [--timeout S] [--build DIR]
 """
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -67,6 +68,11 @@ class Variant:
 
     def __init__(self, args, scen, variant, params, workdir):
         mem, cmd, rate, self.cap = SCENARIOS[scen]
+        if params.get("channels"):
+            # migrate.py's runs set channels up on both sides (QEMU's destination
+            # needs multifd before -incoming): hand them this variant's count
+            args = copy.copy(args)
+            args.channels, args.compress = params["channels"], "none"
         super().__init__(args, (scen, mem, cmd, rate), workdir)
         self.variant, self.params = variant, params
 
@@ -120,8 +126,11 @@ class Qemu(Variant, QemuRun):
 
     def migrate_postcopy(self):
         """Start, and switch to post-copy once the first pass is over."""
-        self.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": migrate.QEMU_BW,
-                                                   "downtime-limit": migrate.DOWNTIME_MS})
+        params = {"max-bandwidth": migrate.QEMU_BW, "downtime-limit": migrate.DOWNTIME_MS}
+        if self.cap:
+            # QEMU's post-copy phase is not held to max-bandwidth: cap it too, as tern's is
+            params["max-postcopy-bandwidth"] = self.cap << 20
+        self.qmp.cmd("migrate-set-parameters", **params)
         self.qmp.cmd("migrate", uri=self.uri)
         switched = False
         deadline = time.monotonic() + self.args.timeout
@@ -254,8 +263,7 @@ def main():
         variants += [("tern", "postcopy"), ("qemu", "postcopy")]
     if args.channel_variants:
         tern_v["channels"] = {"channels": args.channel_variants}
-        qemu_v["multifd"] = {"caps": ["multifd"],
-                             "params": {"multifd-channels": args.channel_variants}}
+        qemu_v["multifd"] = {"channels": args.channel_variants}
         variants += [("tern", "channels"), ("qemu", "multifd")]
     for tool, name in variants:
         if name not in (tern_v if tool == "tern" else qemu_v):
