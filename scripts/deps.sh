@@ -6,7 +6,7 @@ set -e
 PKGS="build-essential pkg-config meson ninja-build python3 clang libclang-rt-14-dev
 libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev
 libzstd-dev liblz4-dev libssl-dev libsqlite3-dev
-qemu-system-x86 busybox-static linux-image-cloud-amd64 cpio curl iproute2"
+qemu-system-x86 busybox-static linux-image-cloud-amd64 cpio curl iproute2 nftables"
 
 missing=""
 for p in $PKGS; do
