@@ -328,11 +328,23 @@ static void dt_strict(struct dt *t, unsigned iters, unsigned interval_us)
 	}
 }
 
-/* Running during every get; at rest at the end. */
-static void dt_running(struct dt *t, unsigned iters, unsigned interval_us)
+static void dt_throttle(struct dt *t, unsigned pct)
+{
+	struct err err = { 0 };
+
+	dt_ok(vm_set_throttle(&t->vm, pct, &err), &err, "vm_set_throttle");
+}
+
+/*
+ * Running during every get (throttled `pct` %, as auto-converge does, if
+ * pct); at rest at the end.
+ */
+static void dt_running(struct dt *t, unsigned iters, unsigned interval_us, unsigned pct)
 {
 	dt_start_logging(t);
 	dt_run(t);
+	if (pct)
+		dt_throttle(t, pct);
 	for (unsigned k = 1; k <= iters; k++) {
 		usleep(interval_us);
 		dt_get_clear(t);
@@ -340,6 +352,8 @@ static void dt_running(struct dt *t, unsigned iters, unsigned interval_us)
 		__atomic_store_n(t->iter, k + 1, __ATOMIC_RELAXED);
 	}
 	dt_pause(t);
+	if (pct)
+		dt_throttle(t, 0);
 	dt_get_clear(t);
 	dt_verify_running(t, iters + 1);
 	/* at rest, the last get must account for everything */
@@ -370,7 +384,7 @@ static void running_case(const char *backend, const char *ring_size, uint64_t de
 	struct dt *t = dt_new(backend, ring_size, delay);
 	char what[64];
 
-	dt_running(t, iters, interval_us);
+	dt_running(t, iters, interval_us, 0);
 	snprintf(what, sizeof(what), "%s%s running", backend, ring_size ? " (small)" : "");
 	dt_report(t, what, iters);
 	dt_free(t);
@@ -385,24 +399,9 @@ static void throttled_case(const char *backend, unsigned pct, unsigned iters,
 			   unsigned interval_us)
 {
 	struct dt *t = dt_new(backend, NULL, DT_DELAY_FAST);
-	struct err err = { 0 };
 	char what[64];
 
-	dt_start_logging(t);
-	dt_run(t);
-	dt_ok(vm_set_throttle(&t->vm, pct, &err), &err, "vm_set_throttle");
-	for (unsigned k = 1; k <= iters; k++) {
-		usleep(interval_us);
-		dt_get_clear(t);
-		dt_verify_running(t, k);
-		__atomic_store_n(t->iter, k + 1, __ATOMIC_RELAXED);
-	}
-	dt_pause(t);
-	dt_ok(vm_set_throttle(&t->vm, 0, &err), &err, "vm_set_throttle");
-	dt_get_clear(t);
-	dt_verify_running(t, iters + 1);
-	for (unsigned p = 0; p < DT_PAGES; p++)
-		t->missed += t->pending[p];
+	dt_running(t, iters, interval_us, pct);
 	snprintf(what, sizeof(what), "%s running, throttled %u%%", backend, pct);
 	dt_report(t, what, iters);
 	dt_free(t);
@@ -464,7 +463,7 @@ static void test_ring_full_running(void **state)
 	struct dt *t = dt_new("ring", "4096", DT_DELAY_FAST);
 
 	(void)state;
-	dt_running(t, 20, 30000);
+	dt_running(t, 20, 30000, 0);
 	dt_report(t, "ring (256 entries) running", 20);
 	ring_full_check(t);
 	dt_free(t);
