@@ -32,6 +32,7 @@ struct dest_ctx {
 	int fd;
 	struct vm *vm;
 	int serial_fd;
+	struct guest_ram *ram;		/* mapped ahead, or NULL */
 	bool vm_created;
 	struct vm_state_loader *sl;
 	struct mig_stats *stats;
@@ -62,6 +63,7 @@ static int on_config(void *opaque, const char *json, size_t len, struct err *err
 	if (ret)
 		return ret;
 	cfg.serial_fd = d->serial_fd;
+	cfg.ram = d->ram;
 	d->vm_created = true;		/* vm_destroy() is needed even on failure */
 	ret = vm_create(d->vm, &cfg, err);
 	if (ret)
@@ -468,10 +470,10 @@ static int dest_pc_recover(struct dest_ctx *d, int listen_fd, struct mig_stream 
 	return dest_load(in, d, err);
 }
 
-int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
+int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd, struct guest_ram *ram,
 		     struct mig_stats *stats, struct err *err)
 {
-	struct dest_ctx d = { .vm = vm, .serial_fd = serial_fd, .stats = stats,
+	struct dest_ctx d = { .vm = vm, .serial_fd = serial_fd, .ram = ram, .stats = stats,
 			      .listen_fd = listen_fd };
 	struct mig_stream in;
 	uint64_t t0;

@@ -22,6 +22,7 @@
 
 struct vm;
 struct vm_config;
+struct guest_ram;
 struct tls_ctx;
 
 #define MIG_DEFAULT_DOWNTIME_MS	300
@@ -190,10 +191,12 @@ int mig_dest_listen(const char *uri, struct err *err);
 /*
  * Accept one connection on listen_fd and receive a VM into *vm: creates it
  * with vm_create() from the stream's configuration (serial_fd for its
- * console), loads RAM and state, and on the source's GO starts it.
+ * console; `ram`, if not NULL, is RAM mapped ahead (tern-vmm --memory
+ * with --incoming) that the VM adopts if the sizes match), loads RAM and
+ * state, and on the source's GO starts it.
  * Returns 0 with the VM running, or an error with nothing left running.
  */
-int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd,
+int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd, struct guest_ram *ram,
 		     struct mig_stats *stats, struct err *err);
 
 /* Keepalive (keepalive.c): validate; the destination's setting. */

@@ -47,6 +47,7 @@ struct vmm {
 	bool stdin_open;
 	bool escape;
 	struct tls_ctx *tls;		/* --tls-*: host identity for migrations */
+	struct guest_ram ram;		/* --incoming --memory: RAM mapped ahead */
 };
 
 static int vmm_exit_status(const struct vm *vm)
@@ -214,6 +215,11 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 				     MIG_KEEPALIVE_COUNT, err);
 	if (ret)
 		return ret;
+	if (m->opt.memory_set) {	/* map (and preallocate) RAM before listening */
+		ret = ram_map(&m->ram, m->opt.memory, m->opt.mem_prealloc, err);
+		if (ret)
+			return ret;
+	}
 	lfd = mig_dest_listen(m->opt.incoming, err);
 	if (lfd < 0)
 		return lfd;
@@ -227,7 +233,8 @@ static int receive_vm(struct vmm *m, int sfd, struct err *err)
 		close(lfd);
 		return err_set(err, -EINTR, "interrupted while waiting for a migration");
 	}
-	ret = mig_dest_receive(lfd, &m->vm, m->serial_fd, &st, err);
+	ret = mig_dest_receive(lfd, &m->vm, m->serial_fd, m->opt.memory_set ? &m->ram : NULL,
+			       &st, err);
 	close(lfd);
 	if (ret && st.state == MIG_STATE_POSTCOPY_FAILED) {
 		/*
@@ -256,7 +263,7 @@ static int boot_vm(struct vmm *m, struct err *err)
 		.kernel_path = m->opt.kernel, .initrd_path = m->opt.initrd,
 		.cmdline = m->opt.cmdline, .mem_size = m->opt.memory,
 		.nr_vcpus = m->opt.vcpus, .serial_fd = m->serial_fd,
-		.cpu_model = m->opt.cpu_model,
+		.cpu_model = m->opt.cpu_model, .mem_prealloc = m->opt.mem_prealloc,
 	};
 	int ret = vm_create(&m->vm, &cfg, err);
 
@@ -315,6 +322,7 @@ static int vmm_run(struct vmm *m, struct err *err)
 	else if (m->vm.exit_reason != VM_EXIT_NONE)
 		log_info("vmm", "%s", m->vm.exit_msg);
 out:
+	ram_unmap(&m->ram);		/* unless a VM adopted it */
 	if (m->api)
 		api_server_stop(m->api);
 	close(sfd);

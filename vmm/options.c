@@ -17,10 +17,14 @@ const char vmm_usage[] =
 	"  --cmdline STR        kernel command line\n"
 	"  --memory SIZE        guest memory, e.g. 512M, 4G (default 256M, minimum 64M)\n"
 	"  --vcpus N            number of vCPUs, 1-254 (default 1)\n"
+	"  --mem-prealloc       allocate all guest memory at start (fails now, not\n"
+	"                       later, if the host lacks it); with --incoming and\n"
+	"                       --memory SIZE, before the source connects\n"
 	"  --serial MODE        stdio (interactive, default), file:PATH, or none\n"
 	"  --api PATH           serve the control API on unix socket PATH (mode 0600)\n"
 	"  --incoming URI       wait for a live migration on tcp:HOST:PORT, then run\n"
-	"                       the VM it brings (no --kernel needed)\n"
+	"                       the VM it brings (no --kernel needed); --memory then\n"
+	"                       maps RAM ahead and the stream's size must match\n"
 	"  --keepalive-interval S, --keepalive-count N\n"
 	"                       with --incoming: a source silent for S x N seconds\n"
 	"                       is gone (default 5 x 5); docs/migration-protocol.md\n"
@@ -129,8 +133,8 @@ static bool is_value_option(const char *name)
 static bool is_vm_shaping(const char *name)
 {
 	return !strcmp(name, "kernel") || !strcmp(name, "initrd") ||
-	       !strcmp(name, "cmdline") || !strcmp(name, "memory") ||
-	       !strcmp(name, "vcpus") || !strcmp(name, "cpu-model");
+	       !strcmp(name, "cmdline") || !strcmp(name, "vcpus") ||
+	       !strcmp(name, "cpu-model");
 }
 
 static bool is_flag(const char *name, struct vmm_options *o)
@@ -143,6 +147,8 @@ static bool is_flag(const char *name, struct vmm_options *o)
 		o->print_host_facts = true;
 	else if (!strcmp(name, "print-cpu-models"))
 		o->print_cpu_models = true;
+	else if (!strcmp(name, "mem-prealloc"))
+		o->mem_prealloc = true;
 	else
 		return false;
 	return true;
@@ -189,11 +195,17 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o,
 			return ret;
 		if (is_vm_shaping(name))
 			snprintf(o->vm_option, sizeof(o->vm_option), "--%s", name);
+		if (!strcmp(name, "memory"))
+			o->memory_set = true;
 	}
 	if (o->incoming && o->vm_option[0])
 		return err_set(err, -EINVAL,
 			       "--incoming takes the VM's configuration from the stream: drop %s",
 			       o->vm_option);
+	if (o->incoming && o->mem_prealloc && !o->memory_set)
+		return err_set(err, -EINVAL,
+			       "--mem-prealloc with --incoming needs --memory SIZE: the size to "
+			       "allocate before the source connects");
 	if (!o->help && !o->version && !o->kernel && !o->incoming &&
 	    !o->print_host_facts && !o->print_cpu_models)
 		return err_set(err, -EINVAL, "--kernel FILE is required");

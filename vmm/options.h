@@ -22,6 +22,8 @@ struct vmm_options {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t memory;		/* bytes */
+	bool memory_set;		/* --memory given (with --incoming: map ahead) */
+	bool mem_prealloc;		/* --mem-prealloc */
 	unsigned vcpus;
 	enum serial_mode serial;
 	const char *serial_path;	/* SERIAL_FILE */

@@ -68,45 +68,37 @@ static void vm_sysdev_event(void *opaque, enum sysdev_event ev, uint32_t value)
 
 /* ---- guest RAM ---- */
 
-static uint64_t host_available_bytes(void)
+/*
+ * Map guest RAM, or adopt what was mapped before the VM existed (--incoming
+ * with --memory), and register it with KVM.
+ */
+static int vm_alloc_memory(struct vm *vm, const struct vm_config *cfg, struct err *err)
 {
-	FILE *f = fopen("/proc/meminfo", "r");
-	unsigned long long kb, avail = 0, swap = 0;
-	char key[64];
-
-	if (!f)
-		return UINT64_MAX;
-	while (fscanf(f, "%63s %llu kB\n", key, &kb) == 2) {
-		if (!strcmp(key, "MemAvailable:"))
-			avail = kb;
-		else if (!strcmp(key, "SwapFree:"))
-			swap = kb;
-	}
-	fclose(f);
-	return avail ? (avail + swap) * 1024ULL : UINT64_MAX;
-}
-
-static int vm_alloc_memory(struct vm *vm, uint64_t size, struct err *err)
-{
+	struct guest_ram own, *r = cfg->ram;
 	char a[32], b[32];
-	uint64_t avail = host_available_bytes();
-	void *p;
+	int ret;
 
-	if (size > avail)
-		return err_set(err, -ENOMEM,
-			       "cannot give the guest %s of memory: the host has only %s available",
-			       fmt_bytes(size, a, sizeof(a)), fmt_bytes(avail, b, sizeof(b)));
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return err_set(err, -ENOMEM, "cannot map %s of guest memory: %s",
-			       fmt_bytes(size, a, sizeof(a)), strerror(errno));
-	madvise(p, size, MADV_DONTDUMP);
-	gmem_layout(&vm->mem, p, size);
+	if (r && r->host && r->size != cfg->mem_size)
+		return err_set(err, -EINVAL,
+			       "the incoming VM has %s of memory but this tern-vmm was started "
+			       "with --memory %s",
+			       fmt_bytes(cfg->mem_size, a, sizeof(a)), fmt_bytes(r->size, b, sizeof(b)));
+	if (!r || !r->host) {
+		ret = ram_map(&own, cfg->mem_size, cfg->mem_prealloc, err);
+		if (ret)
+			return ret;
+		r = &own;
+	}
+	if (r->prealloc)
+		log_info("vmm", "guest memory: %s preallocated in %llu ms",
+			 fmt_bytes(r->size, a, sizeof(a)),
+			 (unsigned long long)(r->prealloc_ns / 1000000));
+	gmem_layout(&vm->mem, r->host, r->size);
+	r->host = NULL;			/* the VM owns it now (vm_destroy unmaps) */
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
-		const struct gmem_region *r = &vm->mem.regions[i];
-		int ret = kvm_set_memslot(&vm->kvm, i, r->gpa, r->size, r->hva, 0, err);
+		const struct gmem_region *g = &vm->mem.regions[i];
 
+		ret = kvm_set_memslot(&vm->kvm, i, g->gpa, g->size, g->hva, 0, err);
 		if (ret)
 			return ret;
 	}
@@ -154,7 +146,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 	ret = kvm_create_vm(&vm->kvm, err);
 	if (ret)
 		return ret;
-	ret = vm_alloc_memory(vm, cfg->mem_size, err);
+	ret = vm_alloc_memory(vm, cfg, err);
 	if (ret)
 		return ret;
 	/* dirty ring or bitmap: KVM takes the ring only before any vCPU exists */

@@ -19,6 +19,7 @@
 #include "err.h"
 #include "kvm.h"
 #include "mem.h"
+#include "ram.h"
 #include "dev/sysdev.h"
 #include "dev/uart16550.h"
 
@@ -53,6 +54,8 @@ struct vm_config {
 	unsigned nr_vcpus;
 	int serial_fd;			/* console output, -1 = discard */
 	const char *cpu_model;		/* NULL: host-model (docs/cpu-models.md) */
+	bool mem_prealloc;		/* populate all RAM up front (--mem-prealloc) */
+	struct guest_ram *ram;		/* RAM mapped ahead (ram.h), or NULL */
 };
 
 struct vm;

@@ -332,5 +332,50 @@ def bad_destinations_fail_cleanly():
             d.kill()
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) // 1024
+
+
+@tap.case()
+def preallocated_destination_and_size_mismatch():
+    """--incoming with --memory --mem-prealloc holds the RAM before the
+    source connects and receives into it; a stream of another size is
+    refused by name and the source keeps running."""
+    guest = __import__("harness").GUEST
+    with Vmm(["--kernel", guest, "--memory", "128M",
+              "--cmdline", "tg.wss=64M tg.report_ms=200"]) as src:
+        src.wait_for(r"^TG STAT", timeout=60)
+        port = free_port()
+        bad = Vmm(["--incoming", f"tcp:127.0.0.1:{port}", "--memory", "256M"])
+        try:
+            bad.wait_api_socket()
+            r = run([CLI, "--vmm", src.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
+                    timeout=120)
+            check(r.returncode == 1, f"mismatch migrated: {r.stdout[-300:]}")
+            rc = bad.wait_exit(20)
+            check(rc != 0 and "has 128.0 MiB of memory but this tern-vmm was started "
+                  "with --memory 256.0 MiB" in bad.stderr(),
+                  f"mismatch: exit {rc}: {bad.stderr()[-400:]!r}")
+        finally:
+            bad.kill()
+        guest_keeps_running(src, "size mismatch")
+        port = free_port()
+        dst = Vmm(["--incoming", f"tcp:127.0.0.1:{port}", "--memory", "128M",
+                   "--mem-prealloc"])
+        try:
+            dst.wait_api_socket()
+            held = rss_mib(dst.proc.pid)
+            check(held >= 128, f"preallocated destination holds only {held} MiB")
+            r = run([CLI, "--vmm", src.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
+                    timeout=120)
+            check(r.returncode == 0 and "migration completed" in r.stdout,
+                  f"prealloc: {r.stdout[-400:]} {r.stderr}")
+            wait_verified_sweep(dst, 0)
+            check_no_errors(dst.output(), "destination")
+        finally:
+            dst.kill()
+
+
 if __name__ == "__main__":
     sys.exit(tap.run())

@@ -151,6 +151,32 @@ static void test_cpu_model(void **state)
 	assert_true(o.print_host_facts);
 }
 
+/* --incoming --memory maps RAM ahead; --mem-prealloc there needs the size */
+static void test_mem_prealloc(void **state)
+{
+	char **a = ARGV("--kernel", "k", "--mem-prealloc");
+	char **b = ARGV("--incoming", "tcp:127.0.0.1:1", "--memory", "2G", "--mem-prealloc");
+	char **c = ARGV("--incoming", "tcp:127.0.0.1:1", "--mem-prealloc");
+	char **d = ARGV("--incoming", "tcp:127.0.0.1:1", "--memory=512M");
+	char **e2 = ARGV("--kernel", "k");
+	struct vmm_options o;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(parse(4, a, &o, &e), 0);
+	assert_true(o.mem_prealloc);
+	assert_false(o.memory_set);
+	assert_int_equal(parse(6, b, &o, &e), 0);
+	assert_true(o.mem_prealloc && o.memory_set);
+	assert_true(o.memory == 2ULL << 30);
+	assert_int_equal(parse(4, c, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "--mem-prealloc with --incoming needs --memory"));
+	assert_int_equal(parse(4, d, &o, &e), 0);
+	assert_true(o.memory_set && !o.mem_prealloc);
+	assert_int_equal(parse(3, e2, &o, &e), 0);
+	assert_false(o.mem_prealloc || o.memory_set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_model),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_memory_sizes),
+		cmocka_unit_test(test_mem_prealloc),
 		cmocka_unit_test(test_vcpus_range),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_help_version),
