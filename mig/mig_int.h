@@ -97,6 +97,8 @@ struct ram_sender {
 	uint8_t *xsnap, *xdelta;
 	uint64_t generation;		/* current pass */
 	uint64_t xpages;		/* pages through XBZRLE (progress ticks) */
+	/* this pass: pages to visit (all, or the last sync's dirty count), visited */
+	uint64_t pass_todo, pass_done;
 	struct xbzrle_stats xstats;
 	/* called after every batch sent: progress, and a chance to abort */
 	int (*progress)(void *opaque, struct err *err);

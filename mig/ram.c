@@ -248,6 +248,8 @@ int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 	if (!resident)
 		return err_set(err, -ENOMEM, "out of memory");
 	memset(ones, 0xff, sizeof(ones));
+	rs->pass_todo = rs->total_pages;
+	rs->pass_done = 0;
 	if (rs->defer_hot)
 		ret = protect_all(rs, ones, err);
 	for (unsigned b = 0; b < rs->nblocks && !ret; b++) {
@@ -274,6 +276,7 @@ int ram_send_first_pass(struct ram_sender *rs, struct err *err)
 				}
 				ret = queue_page(rs, b, pfn, err);
 			}
+			rs->pass_done += n;
 		}
 	}
 	if (!ret)
@@ -298,6 +301,8 @@ int64_t ram_sync(struct ram_sender *rs, struct err *err)
 		for (uint64_t w = 0; w < words; w++)
 			dirty += __builtin_popcountll(rs->bitmap[b][w]);
 	}
+	rs->pass_todo = (uint64_t)dirty;	/* what the next ram_send_dirty() visits */
+	rs->pass_done = 0;
 	return dirty;
 }
 
@@ -405,6 +410,8 @@ int ram_send_dirty(struct ram_sender *rs, bool protect, struct err *err)
 				any = words[w] != 0;
 			if (!any)
 				continue;
+			for (uint64_t w = 0; w < (n + 63) / 64; w++)
+				rs->pass_done += __builtin_popcountll(words[w]);
 			if (protect)
 				ret = vm_dirty_log_clear(rs->vm, b, first, n, words, err);
 			if (!ret)

@@ -48,6 +48,7 @@ struct mig_source {
 	struct converge conv;
 	int fd;
 	uint64_t start_ns, stop_ns;
+	uint64_t tp_ns, tp_bytes;	/* pass 1's live throughput window */
 	struct mig_stream out;
 	struct ram_sender rs;
 	void (*done)(void *opaque, enum mig_state st);
@@ -119,6 +120,47 @@ static void set_state(struct mig_source *m, enum mig_state s)
 	log_info("mig", "source: %s", mig_state_name(s));
 }
 
+/*
+ * Mid-pass (under m->lock): what is left of this pass; in pass 1, before any
+ * pass was measured, also the rate of the last 250 ms and a progress that
+ * follows the scan (later passes show the last pass's measurement).
+ */
+#define LIVE_WINDOW_NS	(250 * 1000000ULL)
+#define LIVE_MIN_BYTES	(4ULL << 20)
+
+static void update_pass_progress(struct mig_source *m)
+{
+	const struct ram_sender *rs = &m->rs;
+	uint64_t now = time_now_ns(), left;
+
+	left = rs->pass_todo > rs->pass_done ? rs->pass_todo - rs->pass_done : 0;
+	m->st.remaining = left * VM_PAGE_SIZE;
+	if (m->st.pass != 1)
+		return;
+	if (rs->total_pages && m->st.ram_bytes) {
+		/* scaled so that pass 1 ends about where the first sync's figure
+		 * (100 - dirty / RAM, converge.c) will start: the working set the
+		 * planner expects dirty by then is not progress yet */
+		uint64_t wss = MIN(m->conv.wss_est, m->st.ram_bytes);
+		uint64_t cap = 99 - wss * 99 / m->st.ram_bytes;
+		uint32_t pct = (uint32_t)(rs->pass_done * cap / rs->total_pages);
+
+		if (pct > m->st.progress_pct)
+			m->st.progress_pct = pct;
+	}
+	if (!m->tp_ns) {
+		m->tp_ns = now;
+		m->tp_bytes = m->st.transferred;
+	} else if (now - m->tp_ns >= LIVE_WINDOW_NS) {
+		uint64_t bytes = m->st.transferred - m->tp_bytes;
+
+		if (bytes >= LIVE_MIN_BYTES)	/* else too little to mean a rate */
+			m->st.throughput = bytes * 1000000000ULL / (now - m->tp_ns);
+		m->tp_ns = now;
+		m->tp_bytes = m->st.transferred;
+	}
+}
+
 /* Refresh the counters that come from the RAM sender and the stream. */
 static void update_counters(struct mig_source *m)
 {
@@ -135,6 +177,8 @@ static void update_counters(struct mig_source *m)
 	m->st.xbzrle_overflows = m->rs.xstats.overflows;
 	m->st.xbzrle_bytes_saved = m->rs.xstats.bytes_saved;
 	m->st.elapsed_ms = (time_now_ns() - m->start_ns) / 1000000;
+	if (m->st.state == MIG_STATE_ACTIVE && m->st.pass)
+		update_pass_progress(m);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -337,7 +381,7 @@ static enum converge_verdict plan_after_sync(struct mig_source *m, uint32_t pass
 	/* the time to drain the rest at the net rate; unknown when not shrinking */
 	m->st.eta_ms = bw > cp.dirty_rate + cp.dirty_rate / 8 ?
 		       cp.dirty_bytes * 1000 / (bw - cp.dirty_rate) : 0;
-	m->st.progress_pct = m->conv.progress_pct;
+	m->st.progress_pct = MAX(m->st.progress_pct, m->conv.progress_pct);
 	m->st.throttle_pct = m->conv.throttle;
 	if (!m->forcing)
 		str_copy(m->st.strategy, sizeof(m->st.strategy), m->conv.why);
