@@ -539,6 +539,10 @@ static int precopy(struct mig_source *m, struct err *err)
 			return (int)dirty;
 		v = plan_after_sync(m, pass, dirty, prev_pages, time_now_ns() - t0,
 				    m->rs.send_bytes - b0, m->rs.send_ns - n0);
+		log_debug("mig", "t+%.1f ms: pass %u done: %llu MiB in %.1f ms, %lld pages dirty",
+			  (double)(time_now_ns() - m->start_ns) / 1e6, pass,
+			  (unsigned long long)((m->rs.send_bytes - b0) >> 20),
+			  (double)(time_now_ns() - t0) / 1e6, (long long)dirty);
 		if (v == CONVERGE_STOP_COPY || m->forcing)
 			return 0;
 		if (want_postcopy(m, v))
@@ -782,6 +786,12 @@ static int postcopy(struct mig_source *m, struct err *err)
 	return ret;
 }
 
+/* TERN_LOG=debug: where the time of a migration went, phase by phase. */
+static void phase(const struct mig_source *m, const char *what)
+{
+	log_debug("mig", "t+%.1f ms: %s", (double)(time_now_ns() - m->start_ns) / 1e6, what);
+}
+
 static int source_run(struct mig_source *m, struct err *err)
 {
 	int ret, fd = mig_tcp_connect(m->uri, err);
@@ -794,6 +804,7 @@ static int source_run(struct mig_source *m, struct err *err)
 	if (fd < 0)
 		return fd;
 	mig_keepalive_tune(fd, &m->ka);	/* TLS: the timeouts on its socketpair */
+	phase(m, "connected");
 	pthread_mutex_lock(&m->lock);
 	m->fd = fd;
 	pthread_mutex_unlock(&m->lock);
@@ -822,6 +833,7 @@ static int source_run(struct mig_source *m, struct err *err)
 		ret = mfd_send_connect(m->mfd, m->uri, &m->p, &m->ka, err);
 	if (ret)
 		return ret;
+	phase(m, "set up (configuration sent, channels connected)");
 	pthread_mutex_lock(&m->lock);
 	converge_init(&m->conv, &m->p, m->vm->mem.size, m->start_ns);
 	pthread_mutex_unlock(&m->lock);
@@ -830,6 +842,7 @@ static int source_run(struct mig_source *m, struct err *err)
 		ret = vm_dirty_log_start(m->vm, err);
 	if (ret)
 		return ret;
+	phase(m, "planned, dirty logging on");
 	set_state(m, MIG_STATE_ACTIVE);
 	ret = precopy(m, err);
 	if (ret == 1)
@@ -838,6 +851,8 @@ static int source_run(struct mig_source *m, struct err *err)
 		ret = stop_and_copy(m, err);
 	if (!ret)
 		ret = handover(m, err);
+	if (!ret)
+		phase(m, "handed over");
 	return ret;
 }
 
