@@ -27,6 +27,7 @@ to bench/results/migrate-<time>.json, console logs to bench/results/logs-<time>/
 
   bench/migrate.py [--repeat N] [--scenario NAME ...] [--tools tern,qemu]
                    [--timeout S] [--build DIR] [--channels N] [--compress M] [--tls]
+                   [--prealloc]
 
 --channels N (with --compress none|zstd|lz4) migrates over N parallel page
 channels: tern's `channels`/`compress`, QEMU's multifd capability with
@@ -34,6 +35,11 @@ multifd-channels/multifd-compression (its destination then starts with
 -incoming defer); 0 turns them off for both. Without --channels each tool
 runs with its own default (tern: 2 channels, QEMU: no multifd). The tool
 column then reads e.g. tern/c2-lz4.
+
+--prealloc starts both tools' destinations with their guest RAM allocated
+up front (tern-vmm --incoming --memory SIZE --mem-prealloc; QEMU
+-mem-prealloc), so pages land in memory the host already gave: what a
+destination costs without the kernel's first-touch page faults.
 
 --tls adds tern-tls and qemu-tls runs: the same migration over TLS 1.3 with
 both sides authenticated, certificates made by `tern pki` (see make_pki).
@@ -173,8 +179,9 @@ class TernRun(Run):
     def start(self):
         vmm = os.path.join(self.args.build, "vmm", "tern-vmm")
         self.src_api, self.dst_api = self.path("src.sock"), self.path("dst.sock")
+        prealloc = ["--memory", self.memory, "--mem-prealloc"] if self.args.prealloc else []
         self.dst = Console([vmm, "--incoming", self.uri, "--serial", "stdio",
-                            "--api", self.dst_api] + self.vmm_extra(),
+                            "--api", self.dst_api] + prealloc + self.vmm_extra(),
                            self.path("dst.log"), self.path("dst.err"))
         deadline = time.monotonic() + 20
         while "waiting for an incoming" not in self.dst.stderr():
@@ -230,6 +237,7 @@ class QemuRun(Run):
     def start(self):
         mfd = bool(self.args.channels)
         self.dst = Console(self.qemu_cmd(self.path("dst.qmp")) +
+                           (["-mem-prealloc"] if self.args.prealloc else []) +
                            ["-incoming", "defer" if mfd else self.uri],
                            self.path("dst.log"), self.path("dst.err"))
         self.dst_qmp = Qmp(self.path("dst.qmp"), self.dst.proc)
@@ -437,6 +445,9 @@ def main():
                     "default: each tool's own default (tern 2, QEMU off)")
     ap.add_argument("--compress", default="none", choices=["none", "zstd", "lz4"],
                     help="per-batch compression with --channels")
+    ap.add_argument("--prealloc", action="store_true",
+                    help="destinations preallocate guest RAM before the source connects "
+                    "(tern-vmm --memory --mem-prealloc, QEMU -mem-prealloc)")
     ap.add_argument("--tls", action="store_true",
                     help="also run each tool over TLS (tern-tls, qemu-tls)")
     args = ap.parse_args()
@@ -482,6 +493,7 @@ def main():
     path = os.path.join(args.out, f"migrate-{stamp}.json")
     with open(path, "w") as f:
         json.dump({"machine": machine_info(), "build": args.build, "timeout_s": args.timeout,
+                   "prealloc": args.prealloc,
                    "report_ms": REPORT_MS, "downtime_limit_ms": DOWNTIME_MS,
                    "runs": runs, "summary": summary}, f, indent=1)
     print(f"\nresults: {path}\nconsole logs: {logdir}")
