@@ -44,6 +44,14 @@ static int proc_argv(struct ternd *d, struct ternd_vm *vm, const char *incoming,
 
 #define ARG(s) (argv[n++] = (s))
 	ARG(d->cfg.vmm);
+	/* a destination too: it maps the RAM before the source connects and
+	 * refuses a stream of another size */
+	snprintf(bufs[0], sizeof(bufs[0]), "%" JSON_INTEGER_FORMAT "K",
+		 json_integer_value(json_object_get(def, "memory")) / 1024);
+	ARG("--memory");
+	ARG(bufs[0]);
+	if (json_is_true(json_object_get(def, "memory_prealloc")))
+		ARG("--mem-prealloc");
 	if (incoming) {
 		ARG("--incoming");
 		ARG(incoming);
@@ -56,10 +64,6 @@ static int proc_argv(struct ternd *d, struct ternd_vm *vm, const char *incoming,
 		}
 		ARG("--cmdline");
 		ARG(json_string_value(json_object_get(def, "cmdline")));
-		snprintf(bufs[0], sizeof(bufs[0]), "%" JSON_INTEGER_FORMAT "K",
-			 json_integer_value(json_object_get(def, "memory")) / 1024);
-		ARG("--memory");
-		ARG(bufs[0]);
 		snprintf(bufs[1], sizeof(bufs[1]), "%" JSON_INTEGER_FORMAT,
 			 json_integer_value(json_object_get(def, "vcpus")));
 		ARG("--vcpus");

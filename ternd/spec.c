@@ -117,6 +117,17 @@ static void v_string(const json_t *spec, const char *key, const char *def,
 		json_object_set(out, key, v);
 }
 
+static void v_bool(const json_t *spec, const char *key, bool def, json_t *out,
+		   json_t *errors)
+{
+	json_t *v = json_object_get(spec, key);
+
+	if (v && !json_is_boolean(v))
+		ternd_field_err(errors, key, "must be true or false");
+	else
+		json_object_set_new(out, key, json_boolean(v ? json_is_true(v) : def));
+}
+
 static void v_cpu_model(const json_t *spec, const char *def, json_t *out,
 			json_t *errors)
 {
@@ -169,7 +180,7 @@ static void v_mode(json_t *out, json_t *errors)
 
 static const char *const vm_fields[] = {
 	"name", "memory", "vcpus", "kernel", "initrd", "cmdline", "cpu_model",
-	"migration_mode", "pinned_hosts", "networks", "disks",
+	"migration_mode", "pinned_hosts", "networks", "disks", "memory_prealloc",
 };
 
 static void v_unknown(const json_t *spec, json_t *errors)
@@ -210,6 +221,7 @@ json_t *ternd_vm_validate(const json_t *spec, const char *default_model,
 	v_names(spec, "pinned_hosts", out, errors);
 	v_names(spec, "networks", out, errors);
 	v_names(spec, "disks", out, errors);
+	v_bool(spec, "memory_prealloc", false, out, errors);
 	v_mode(out, errors);
 	if (json_array_size(errors)) {
 		json_decref(out);

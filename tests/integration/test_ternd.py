@@ -152,6 +152,13 @@ def vmm_pids(top, vm=None):
     return out
 
 
+def vmm_args(top, vm):
+    """The argv of the one tern-vmm running `vm` under `top`."""
+    pids = vmm_pids(top, vm)
+    check(len(pids) == 1, f"{vm}: {len(pids)} tern-vmm processes")
+    return open(f"/proc/{pids[0]}/cmdline", "rb").read().decode().split("\0")
+
+
 def define_start(h, name, **extra):
     spec = dict(name=name, memory="128M", vcpus=1, kernel=GUEST,
                 cmdline="tg.wss=8M tg.rate=50 tg.report_ms=300")
@@ -192,7 +199,9 @@ def check_moved(src, dst, vm, top):
 def migrates_there_and_back_with_pages_verified():
     with Cluster() as c:
         h1, h2, _ = c.hosts
-        define_start(h1, "vm1", cpu_model="x86-64-v1")  # a named model migrates too
+        # a named model migrates too; so does preallocated memory
+        define_start(h1, "vm1", cpu_model="x86-64-v1", memory_prealloc=True)
+        check("--mem-prealloc" in vmm_args(c.top, "vm1"), "source started without --mem-prealloc")
         r = migrate(h1, h2, "vm1", "--check")
         check(r.returncode == 0 and "OK" in r.stdout, f"check: {r.stdout} {r.stderr}")
         r = migrate(h1, h2, "vm1", "--wait", "--bandwidth", "32")
@@ -202,6 +211,9 @@ def migrates_there_and_back_with_pages_verified():
               f"no engine summary: {r.stdout}")
         check_moved(h1, h2, "vm1", c.top)
         check(h2.vms()["vm1"]["definition"]["cpu_model"] == "x86-64-v1", "model changed on the way")
+        args = vmm_args(c.top, "vm1")   # the destination held the RAM before the stream
+        check("--incoming" in args and "--mem-prealloc" in args and
+              args[args.index("--memory") + 1] == "131072K", f"destination argv: {args}")
         r = migrate(h2, h1, "vm1", "--wait")
         check(r.returncode == 0, f"migrate back: {r.stdout} {r.stderr}")
         check_moved(h2, h1, "vm1", c.top)

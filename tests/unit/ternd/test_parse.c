@@ -70,6 +70,7 @@ static void spec_good_normalized(void **state)
 	assert_string_equal(json_string_value(json_object_get(out, "cpu_model")), "host-model");
 	assert_string_equal(json_string_value(json_object_get(out, "migration_mode")), "migratable");
 	assert_int_equal(json_array_size(json_object_get(out, "networks")), 0);
+	assert_true(json_is_false(json_object_get(out, "memory_prealloc")));
 	json_decref(out);
 	json_decref(spec);
 	json_decref(errors);
@@ -98,13 +99,15 @@ static void spec_all_errors_together(void **state)
 	static const char *const fields[] = {
 		"bogus", "name", "memory", "vcpus", "kernel", "initrd", "cmdline",
 		"cpu_model", "migration_mode", "pinned_hosts", "networks", "disks",
+		"memory_prealloc",
 	};
 	json_t *errors = json_array();
-	json_t *spec = json_pack("{s:i, s:s, s:s, s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:[s], s:i}",
+	json_t *spec = json_pack("{s:i, s:s, s:s, s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:[s], s:i, s:s}",
 				 "bogus", 1, "name", "-bad", "memory", "1K", "vcpus", 999,
 				 "kernel", "relative/path", "initrd", "/no/such/file",
 				 "cmdline", 7, "cpu_model", "Pentium", "migration_mode", "often",
-				 "pinned_hosts", "", "networks", "a b", "disks", 3);
+				 "pinned_hosts", "", "networks", "a b", "disks", 3,
+				 "memory_prealloc", "yes");
 
 	assert_null(ternd_vm_validate(spec, NULL, errors));
 	assert_int_equal(json_array_size(errors), ARRAY_SIZE(fields));
@@ -117,6 +120,7 @@ static void spec_all_errors_together(void **state)
 	assert_non_null(strstr(field_msg(errors, "initrd"), "no such file"));
 	assert_non_null(strstr(field_msg(errors, "cpu_model"), "'Pentium'"));
 	assert_non_null(strstr(field_msg(errors, "migration_mode"), "pinned"));
+	assert_non_null(strstr(field_msg(errors, "memory_prealloc"), "true or false"));
 	json_decref(spec);
 	json_decref(errors);
 }
