@@ -2,7 +2,8 @@
  * dirtyrate.c - measure how fast a running guest dirties its memory,
  * without migrating (QEMU's calc-dirty-rate, dirty-bitmap mode).
  *
- * Dirty logging is switched on for the measurement only. The time is cut
+ * Dirty logging is switched on for the measurement only (the source's
+ * probe leaves it on for pass 1: one switch fewer). The time is cut
  * into windows: each starts with every page re-protected, and ends by
  * counting the pages written since. The dirty rate is the mean over the
  * windows of (distinct pages dirtied in the window) / (window length): the
@@ -10,7 +11,7 @@
  * union over all windows. Logging is switched off again at the end.
  *
  * mig_dirty_rate_measure() blocks (the source uses it as a short probe,
- * which ends after the first window if the guest is quiet);
+ * which ends after a first 10 ms window if the guest is quiet);
  * the mig_dirty_job_*() calls run it on a thread for the API.
  */
 #include <errno.h>
@@ -117,11 +118,14 @@ static int window(struct dirty_maps *d, struct vm *vm, uint64_t ms, uint64_t *ra
 	return 0;
 }
 
-int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
-			   uint64_t quiet_bytes, atomic_bool *cancel, struct mig_dirty_rate *out,
-			   struct err *err)
+/* The probe's first window: short, only to tell a quiet guest. */
+#define QUIET_WINDOW_MS	10
+
+int mig_dirty_rate_measure(struct vm *vm, const struct mig_dirty_opts *o, atomic_bool *cancel,
+			   struct mig_dirty_rate *out, struct err *err)
 {
-	uint64_t t0 = time_now_ns(), sum = 0, rate = 0;
+	uint64_t t0 = time_now_ns(), sum = 0, rate = 0, total_ms = o->total_ms;
+	uint64_t window_ms = o->window_ms;
 	struct dirty_maps d;
 	int ret;
 
@@ -132,6 +136,14 @@ int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
 	if (ret)
 		return ret;
 	ret = vm_dirty_log_start(vm, err);
+	if (!ret && o->quiet_rate) {
+		ret = window(&d, vm, MIN((uint64_t)QUIET_WINDOW_MS, window_ms), &rate, err);
+		if (!ret && rate < o->quiet_rate) {
+			out->windows = 1;	/* a quiet guest: this says enough */
+			sum = rate;
+			total_ms = 0;
+		}
+	}
 	while (!ret && out->windows < total_ms / window_ms &&
 	       !(cancel && atomic_load(cancel))) {
 		ret = window(&d, vm, window_ms, &rate, err);
@@ -141,12 +153,11 @@ int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
 		out->windows++;
 		if (rate > out->peak_rate)
 			out->peak_rate = rate;
-		/* a quiet guest: one window says enough */
-		if (rate * window_ms / 1000 < quiet_bytes)
-			break;
 	}
-	vm_dirty_log_stop(vm);
+	if (ret || !o->keep_logging)
+		vm_dirty_log_stop(vm);
 	out->rate = out->windows ? sum / out->windows : 0;
+	out->peak_rate = MAX(out->peak_rate, out->rate);
 	out->wss_bytes = maps_union(&d) * VM_PAGE_SIZE;
 	out->duration_ms = (time_now_ns() - t0) / 1000000;
 	out->window_ms = window_ms;
@@ -172,12 +183,13 @@ struct mig_dirty_job {
 static void *job_thread(void *arg)
 {
 	struct mig_dirty_job *j = arg;
+	struct mig_dirty_opts o = { .total_ms = j->total_ms, .window_ms = j->window_ms };
 	struct mig_dirty_rate r;
 	struct err err = { 0 };
 	int ret;
 
 	pthread_setname_np(pthread_self(), "mig-dirtyrate");
-	ret = mig_dirty_rate_measure(j->vm, j->total_ms, j->window_ms, 0, &j->cancel, &r, &err);
+	ret = mig_dirty_rate_measure(j->vm, &o, &j->cancel, &r, &err);
 	pthread_mutex_lock(&j->lock);
 	j->res = r;
 	j->state = ret ? MIG_DIRTY_FAILED : MIG_DIRTY_DONE;

@@ -205,9 +205,18 @@ int mig_dest_set_keepalive(uint32_t interval_s, uint32_t count, struct err *err)
 /*
  * Dirty-rate measurement of a running VM without migrating (dirtyrate.c):
  * dirty logging on for total_ms, cut into windows of window_ms; off again
- * at the end, or after a window that dirtied less than quiet_bytes (0:
- * never). Not while a migration runs (the caller checks).
+ * at the end (unless keep_logging: the source's probe, whose pass 1 needs
+ * it on anyway). With quiet_rate, a first short window (10 ms) that saw a
+ * rate under it ends the measurement at once (a quiet guest); it is not
+ * one of the windows averaged otherwise. Not while a migration runs (the
+ * caller checks).
  */
+struct mig_dirty_opts {
+	uint64_t total_ms, window_ms;
+	uint64_t quiet_rate;		/* bytes/s; 0: measure all of total_ms */
+	bool keep_logging;
+};
+
 struct mig_dirty_rate {
 	uint64_t rate;			/* bytes/s, mean over the windows */
 	uint64_t peak_rate;		/* bytes/s, busiest window */
@@ -224,9 +233,8 @@ enum mig_dirty_state {
 	MIG_DIRTY_FAILED,
 };
 
-int mig_dirty_rate_measure(struct vm *vm, uint64_t total_ms, uint64_t window_ms,
-			   uint64_t quiet_bytes, atomic_bool *cancel, struct mig_dirty_rate *out,
-			   struct err *err);
+int mig_dirty_rate_measure(struct vm *vm, const struct mig_dirty_opts *o, atomic_bool *cancel,
+			   struct mig_dirty_rate *out, struct err *err);
 
 struct mig_dirty_job;
 

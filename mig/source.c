@@ -305,11 +305,12 @@ static int apply_throttle(struct mig_source *m, struct err *err)
 /*
  * Plan before pass 1. Without a hint, a short dirty-rate probe (p.probe_ms
  * in 25 ms windows) gives the planner the rate and working set first; a
- * guest that dirtied under 256 KiB in the first window is quiet, and the
- * probe ends there (an idle guest's migration pays ~25 ms for it).
+ * guest that dirtied under 10 MiB/s in a first 10 ms window is quiet, and
+ * the probe ends there (an idle guest's migration pays ~10 ms for it). The
+ * probe leaves dirty logging on for pass 1.
  */
 #define PROBE_WINDOW_MS		25
-#define PROBE_QUIET_BYTES	(256 << 10)
+#define PROBE_QUIET_RATE	(10ULL << 20)
 
 /* At most p.probe_ms, and at most 1/8 of what pass 1 should take (>= 50 ms). */
 static uint64_t probe_ms(const struct mig_source *m)
@@ -328,8 +329,10 @@ static int source_plan_start(struct mig_source *m, struct err *err)
 	int ret;
 
 	if (!r.rate && m->p.probe_ms) {
-		ret = mig_dirty_rate_measure(m->vm, probe_ms(m), PROBE_WINDOW_MS, PROBE_QUIET_BYTES,
-					     &m->cancel, &r, err);
+		struct mig_dirty_opts o = { .total_ms = probe_ms(m), .window_ms = PROBE_WINDOW_MS,
+					    .quiet_rate = PROBE_QUIET_RATE, .keep_logging = true };
+
+		ret = mig_dirty_rate_measure(m->vm, &o, &m->cancel, &r, err);
 		if (ret)
 			return ret;
 		log_info("mig", "probe: dirty rate %llu MiB/s, working set %llu MiB",
@@ -838,7 +841,7 @@ static int source_run(struct mig_source *m, struct err *err)
 	converge_init(&m->conv, &m->p, m->vm->mem.size, m->start_ns);
 	pthread_mutex_unlock(&m->lock);
 	ret = source_plan_start(m, err);
-	if (!ret)
+	if (!ret)	/* on already after a probe: then KVM has nothing to change */
 		ret = vm_dirty_log_start(m->vm, err);
 	if (ret)
 		return ret;
