@@ -146,6 +146,7 @@ struct api_migration_info {
 	uint64_t postcopy_recoveries;	/* times a broken post-copy was recovered */
 	uint64_t postcopy_fault_p50_us;	/* median fault latency (destination's) */
 	uint64_t pages_deferred;	/* hot pages pass 1 left for pass 2 */
+	uint64_t downtime_us;		/* downtime_ms, in microseconds */
 };
 
 /* GET/POST /vm/dirty-rate */

@@ -143,6 +143,7 @@ static json_t *api_migration_json(const struct api_migration_info *m)
 		API_SET_U64(o, m, postcopy_fault_p50_us);
 		API_SET_U64(o, m, postcopy_recoveries);
 		API_SET_U64(o, m, pages_deferred);
+		API_SET_U64(o, m, downtime_us);
 		json_object_set_new(o, "strategy",
 				    json_string(api_clean(m->strategy, sizeof(m->strategy), strategy)));
 		json_object_set_new(o, "channels", json_integer(m->channels));

@@ -118,8 +118,9 @@ static void print_summary(const json_t *o)
 		printf("  error:       %s\n", jstr(o, "error"));
 	printf("  total time:  %.3f s\n", jget(o, "elapsed_ms") / 1000.0);
 	if (!strcmp(st, "completed"))
-		printf("  downtime:    %" PRIu64 " ms (limit %" PRIu64 " ms)\n",
-		       jget(o, "downtime_ms"), jget(o, "downtime_limit_ms"));
+		printf("  downtime:    %.1f ms (limit %" PRIu64 " ms)\n",
+		       jget(o, "downtime_us") ? jget(o, "downtime_us") / 1000.0 :
+		       (double)jget(o, "downtime_ms"), jget(o, "downtime_limit_ms"));
 	if (jget(o, "postcopy_requests") || jget(o, "postcopy_bg_pages") || strstr(st, "postcopy"))
 		print_postcopy(o, false);
 	printf("  on the wire: %s (guest RAM %s)\n",

@@ -155,6 +155,7 @@ struct mig_stats {
 	uint64_t wss_estimate;		/* working set estimate, bytes */
 	uint32_t downtime_limit_initial_ms;	/* before relaxing */
 	uint64_t pages_deferred;	/* pass 1: hot pages left for pass 2 */
+	uint64_t downtime_us;		/* downtime_ms in microseconds */
 };
 
 struct mig_source;

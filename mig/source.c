@@ -668,7 +668,8 @@ static int handover(struct mig_source *m, struct err *err)
 		return ret;
 	fault_point("src-after-running");
 	pthread_mutex_lock(&m->lock);
-	m->st.downtime_ms = (time_now_ns() - m->stop_ns) / 1000000;
+	m->st.downtime_us = (time_now_ns() - m->stop_ns) / 1000;
+	m->st.downtime_ms = m->st.downtime_us / 1000;	/* whole ms, as QEMU's */
 	pthread_mutex_unlock(&m->lock);
 	log_info("mig", "handover: READY after %.1f ms, RUNNING after %.1f ms (from pause)",
 		 (t_ready - m->stop_ns) / 1e6, (time_now_ns() - m->stop_ns) / 1e6);

@@ -231,24 +231,69 @@ static int msr_candidates(struct vm *vm, uint32_t *list, struct err *err)
 	return (int)msr_add_mtrrs(list, n, STATE_MSRS_MAX);
 }
 
-/* Keep the candidates this vCPU's KVM_GET_MSRS actually returns. */
-static int msr_save(struct vm *vm, int fd, struct cpu_wire *w, struct err *err)
+/*
+ * The candidates KVM_GET_MSRS reads on this VM's vCPUs, found once with one
+ * ioctl per candidate (vCPU 0 answers for all: they share the CPUID) and
+ * kept, so a save inside the downtime reads them with one ioctl per vCPU.
+ */
+static int msr_readable(struct vm *vm, int fd, struct err *err)
 {
 	uint32_t list[STATE_MSRS_MAX];
-	int n = msr_candidates(vm, list, err);
+	int n;
 
+	if (vm->save_msrs)
+		return 0;
+	n = msr_candidates(vm, list, err);
 	if (n < 0)
 		return n;
-	w->nmsrs = 0;
+	vm->save_msrs = malloc(STATE_MSRS_MAX * sizeof(uint32_t));
+	if (!vm->save_msrs)
+		return err_set(err, -ENOMEM, "out of memory for the MSR list");
+	vm->nsave_msrs = 0;
 	for (int i = 0; i < n; i++) {
 		uint64_t v;
 
-		if (msr_get_one(fd, list[i], &v))
-			continue;
-		w->msr_index[w->nmsrs] = list[i];
-		w->msr_data[w->nmsrs++] = v;
+		if (!msr_get_one(fd, list[i], &v))
+			vm->save_msrs[vm->nsave_msrs++] = list[i];
 	}
 	return 0;
+}
+
+/* Read the readable MSRs in one KVM_GET_MSRS (one by one if that fails). */
+static int msr_save(struct vm *vm, int fd, struct cpu_wire *w, struct err *err)
+{
+	struct kvm_msrs *m;
+	int ret = msr_readable(vm, fd, err), n;
+
+	if (ret)
+		return ret;
+	n = vm->nsave_msrs;
+	m = calloc(1, sizeof(*m) + (size_t)n * sizeof(m->entries[0]));
+	if (!m)
+		return err_set(err, -ENOMEM, "out of memory for MSRs");
+	m->nmsrs = (uint32_t)n;
+	for (int i = 0; i < n; i++)
+		m->entries[i].index = vm->save_msrs[i];
+	ret = ioctl(fd, KVM_GET_MSRS, m);
+	w->nmsrs = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t v = m->entries[i].data;
+
+		/* a short count: the rest one by one, skipping what fails */
+		if (i >= ret && msr_get_one(fd, vm->save_msrs[i], &v))
+			continue;
+		w->msr_index[w->nmsrs] = vm->save_msrs[i];
+		w->msr_data[w->nmsrs++] = v;
+	}
+	free(m);
+	return 0;
+}
+
+int vm_state_prepare(struct vm *vm, struct err *err)
+{
+	if (!vm->nr_vcpus)
+		return 0;
+	return msr_readable(vm, vm->vcpus[0].kfd.fd, err);
 }
 
 /* ---- CPUID ---- */
@@ -543,8 +588,6 @@ struct vm_state_loader {
 	struct state_caps caps;
 	int caps_ret;			/* state_caps_get() result */
 	struct err caps_err;
-	uint32_t host_msrs[STATE_MSRS_MAX];	/* readable on vCPU 0 here */
-	int nhost_msrs;			/* -1: not probed yet */
 	struct cpu_wire **cpu;		/* [nr_vcpus], NULL = not seen */
 	struct kvm_vm_wire *kvm_vm;
 	struct uart16550_state uart;
@@ -561,7 +604,6 @@ struct vm_state_loader *vm_state_loader_new(struct vm *vm)
 	if (!l)
 		return NULL;
 	l->vm = vm;
-	l->nhost_msrs = -1;
 	l->cpu = calloc(vm->nr_vcpus ? vm->nr_vcpus : 1, sizeof(*l->cpu));
 	if (!l->cpu) {
 		free(l);
@@ -583,27 +625,6 @@ void vm_state_loader_free(struct vm_state_loader *l)
 }
 
 /* The MSRs this host's KVM returns for a vCPU, probed once on vCPU 0. */
-static int host_msrs_probe(struct vm_state_loader *l, struct err *err)
-{
-	uint32_t list[STATE_MSRS_MAX];
-	int fd = l->vm->vcpus[0].kfd.fd;
-	int n;
-
-	if (l->nhost_msrs >= 0)
-		return 0;
-	n = msr_candidates(l->vm, list, err);
-	if (n < 0)
-		return n;
-	l->nhost_msrs = 0;
-	for (int i = 0; i < n; i++) {
-		uint64_t v;
-
-		if (!msr_get_one(fd, list[i], &v))
-			l->host_msrs[l->nhost_msrs++] = list[i];
-	}
-	return 0;
-}
-
 static int cpu_check_msrs(struct vm_state_loader *l, unsigned i,
 			  const struct cpu_wire *w, struct err *err)
 {
@@ -612,11 +633,11 @@ static int cpu_check_msrs(struct vm_state_loader *l, unsigned i,
 	if (w->nmsrs > STATE_MSRS_MAX)
 		return err_set(err, -EPROTO, "vCPU %u: %u MSRs, at most %u",
 			       i, w->nmsrs, STATE_MSRS_MAX);
-	ret = host_msrs_probe(l, err);
+	ret = msr_readable(l->vm, l->vm->vcpus[0].kfd.fd, err);
 	if (ret)
 		return ret;
 	for (unsigned k = 0; k < w->nmsrs; k++) {
-		if (!msr_listed(l->host_msrs, (unsigned)l->nhost_msrs, w->msr_index[k]))
+		if (!msr_listed(l->vm->save_msrs, (unsigned)l->vm->nsave_msrs, w->msr_index[k]))
 			return err_set(err, -EINVAL,
 				       "vCPU %u: MSR 0x%x is not supported by KVM on this host",
 				       i, w->msr_index[k]);

@@ -33,6 +33,15 @@
  */
 #define VM_STATE_SECTION_ID_BASE	0x10000000u
 
+/*
+ * Find out ahead what a save must ask KVM (which MSRs it reads, with one
+ * ioctl per candidate), so that vm_state_save() inside the downtime reads
+ * them with one ioctl per vCPU. vm_create() calls it while no vCPU runs (an
+ * ioctl on a running vCPU waits for its next exit); a save does it itself
+ * if it was not done. Loading checks incoming MSRs against the same list.
+ */
+int vm_state_prepare(struct vm *vm, struct err *err);
+
 /* Write one SECTION_FULL record per device/vCPU to `s`. */
 int vm_state_save(struct vm *vm, struct mig_stream *s, struct err *err);
 

@@ -22,6 +22,7 @@
 #include "dirty_ring.h"
 #include "layout.h"
 #include "log.h"
+#include "state.h"
 #include "util.h"
 
 /* ---- devices wired to the VM ---- */
@@ -105,6 +106,20 @@ static int vm_alloc_memory(struct vm *vm, const struct vm_config *cfg, struct er
 	return 0;
 }
 
+/*
+ * What a state save asks KVM (the MSRs it can read) is found now, while no
+ * vCPU runs: an ioctl on a running vCPU waits for its next exit, and the
+ * save itself happens inside a migration's downtime. A failure only costs
+ * that time later (the save looks again and reports).
+ */
+static void vm_prepare_state_save(struct vm *vm)
+{
+	struct err e = { 0 };
+
+	if (vm_state_prepare(vm, &e))
+		log_warn("vm", "%s (a migration will look again)", e.msg);
+}
+
 /* ---- life cycle ---- */
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
@@ -174,6 +189,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *err)
 		if (ret)
 			return ret;
 	}
+	vm_prepare_state_save(vm);
 	return dirty_ring_map(vm, err);	/* no-op with the bitmap backend */
 }
 
@@ -517,6 +533,8 @@ void vm_destroy(struct vm *vm)
 	if (!vm->initialized)
 		return;
 	vm_stop(vm);
+	free(vm->save_msrs);
+	vm->save_msrs = NULL;
 	dirty_ring_free(vm);	/* unmaps the rings before the vCPU fds close */
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->nr_vcpus; i++)

@@ -103,6 +103,8 @@ struct vm {
 	bool dirty_manual_enabled;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
 	bool dirty_initially_set;
 	struct dirty_ring *dirty_ring;	/* NULL: bitmap backend (dirty_ring.h) */
+	uint32_t *save_msrs;		/* MSRs KVM_GET_MSRS reads here (state.c) */
+	int nsave_msrs;			/* valid once save_msrs is set */
 
 	char kernel_path[4096];
 	char initrd_path[4096];

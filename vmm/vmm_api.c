@@ -84,6 +84,7 @@ static void fill_migration(struct api_migration_info *out)
 	out->pages_normal = st.pages_normal;
 	out->pages_zero = st.pages_zero;
 	out->pages_deferred = st.pages_deferred;
+	out->downtime_us = st.downtime_us;
 	out->downtime_limit_ms = st.downtime_limit_ms;
 	out->bandwidth_limit_bps = st.bandwidth_limit;
 	out->throttle_pct = st.throttle_pct;
