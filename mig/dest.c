@@ -169,11 +169,25 @@ static int on_iter_end(void *opaque, uint64_t iteration, struct err *err)
 	return ret ? err_set(err, ret, "cannot acknowledge pass %s: %s", msg, strerror(-ret)) : 0;
 }
 
+/*
+ * Between the first POSTCOPY_DISCARD and POSTCOPY_LISTEN the source sends no
+ * pages: the discarded ones are dropped from memory on arrival, and a page
+ * written after that would be back without the post-copy's knowing.
+ */
+static int after_discard(const struct dest_ctx *d, struct err *err)
+{
+	if (d->pc_init && !d->pc_on)
+		return err_set(err, -EPROTO, "RAM page after POSTCOPY_DISCARD, before POSTCOPY_LISTEN");
+	return 0;
+}
+
 /* A re-sent page as a delta to what we hold: apply it in place. */
 static int on_ram_xbzrle(void *opaque, const struct mig_ram_block *blk,
 			 uint64_t offset, const uint8_t *delta, size_t len,
 			 struct err *err)
 {
+	if (after_discard(opaque, err))
+		return err->code;
 	if (!blk->host)
 		return err_set(err, -EPROTO, "XBZRLE page during post-copy");
 	if (xbzrle_decode(delta, len, (uint8_t *)blk->host + offset, blk->page_size) < 0)
@@ -246,6 +260,8 @@ static int dest_pc_pages(void *opaque, const struct mig_ram_block *blk,
 {
 	struct dest_ctx *d = opaque;
 
+	if (after_discard(d, err))
+		return err->code;
 	if (!d->pc_on)
 		return 0;	/* pre-copy: already placed in guest memory */
 	return pc_dest_place(&d->pc, blk->id, offsets, data, n, err);
@@ -256,6 +272,8 @@ static int dest_pc_zero(void *opaque, const struct mig_ram_block *blk,
 {
 	struct dest_ctx *d = opaque;
 
+	if (after_discard(d, err))
+		return err->code;
 	if (d->pc_on)
 		return pc_dest_zero(&d->pc, blk->id, offset, npages, err);
 	memset((uint8_t *)blk->host + offset, 0, (size_t)(npages * d->l->hdr.page_size));

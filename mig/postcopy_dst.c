@@ -107,45 +107,51 @@ static struct pc_dest_block *block_by_addr(struct pc_dest *pc, uint64_t addr)
 	return NULL;
 }
 
+/* Drop pages [pfn, pfn + n) from memory, so that they fault. */
+static int drop_run(struct pc_dest_block *b, uint64_t pfn, uint64_t n, struct err *err)
+{
+	if (n && madvise(b->host + pfn * PS, n * PS, MADV_DONTNEED))
+		return err_set(err, -errno, "madvise(DONTNEED) of stale pages: %s",
+			       strerror(errno));
+	return 0;
+}
+
+/*
+ * Mark the pages needed, and drop at once those not needed before (in
+ * runs): the source sends most of its discards while the guest still runs
+ * there (pages dirtied by the last pass), so this work is not part of the
+ * downtime; only the last few pages' is.
+ */
 int pc_dest_discard(struct pc_dest *pc, uint32_t block, uint64_t offset,
 		    const uint64_t *words, uint32_t nwords, struct err *err)
 {
 	struct pc_dest_block *b = block_by_id(pc, block);
+	uint64_t run = 0, nrun = 0;
+	int ret = 0;
 
 	if (!b)
 		return err_set(err, -EPROTO, "POSTCOPY_DISCARD for unknown block %u", block);
 	if (mig_pc_discard_check(b->size, PS, offset, words, nwords, err))
 		return err->code;
-	for (uint32_t w = 0; w < nwords; w++) {
+	for (uint32_t w = 0; w < nwords && !ret; w++) {
 		uint64_t first = offset / PS + 64ULL * w;
 
-		for (uint64_t bits = words[w]; bits; bits &= bits - 1)
-			if (bit_set(b->needed, first + (uint64_t)__builtin_ctzll(bits)))
-				atomic_fetch_add(&pc->left, 1);
-	}
-	return 0;
-}
+		for (uint64_t bits = words[w]; bits && !ret; bits &= bits - 1) {
+			uint64_t pfn = first + (uint64_t)__builtin_ctzll(bits);
 
-/* Drop the needed pages from memory, in runs, so that they fault. */
-static int drop_needed(struct pc_dest_block *b, struct err *err)
-{
-	uint64_t pfn = 0;
-
-	while (pfn < b->npages) {
-		uint64_t end;
-
-		if (!bit_test(b->needed, pfn)) {
-			pfn++;
-			continue;
+			if (!bit_set(b->needed, pfn))
+				continue;	/* dropped by an earlier discard */
+			atomic_fetch_add(&pc->left, 1);
+			if (nrun && run + nrun == pfn) {
+				nrun++;
+				continue;
+			}
+			ret = drop_run(b, run, nrun, err);
+			run = pfn;
+			nrun = 1;
 		}
-		for (end = pfn + 1; end < b->npages && bit_test(b->needed, end); end++)
-			;
-		if (madvise(b->host + pfn * PS, (end - pfn) * PS, MADV_DONTNEED))
-			return err_set(err, -errno, "madvise(DONTNEED) of stale pages: %s",
-				       strerror(errno));
-		pfn = end;
 	}
-	return 0;
+	return ret ? ret : drop_run(b, run, nrun, err);
 }
 
 static int uffd_open(struct err *err)
@@ -167,13 +173,8 @@ static int uffd_open(struct err *err)
 
 int pc_dest_listen(struct pc_dest *pc, struct err *err)
 {
-	int ret;
+	uint64_t t0 = time_now_ns();
 
-	for (unsigned i = 0; i < pc->nblocks; i++) {
-		ret = drop_needed(&pc->b[i], err);
-		if (ret)
-			return ret;
-	}
 	pc->uffd = uffd_open(err);
 	if (pc->uffd < 0)
 		return pc->uffd;
@@ -190,8 +191,8 @@ int pc_dest_listen(struct pc_dest *pc, struct err *err)
 	pc->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pc->stop_efd < 0)
 		return err_set(err, -errno, "eventfd: %s", strerror(errno));
-	log_info("mig", "dest: post-copy: %llu pages to fetch, userfaultfd armed",
-		 (unsigned long long)atomic_load(&pc->left));
+	log_info("mig", "dest: post-copy: %llu pages to fetch, userfaultfd armed in %.1f ms",
+		 (unsigned long long)atomic_load(&pc->left), (double)(time_now_ns() - t0) / 1e6);
 	return 0;
 }
 

@@ -138,11 +138,13 @@ static void update_pass_progress(struct mig_source *m)
 	if (m->st.pass != 1)
 		return;
 	if (rs->total_pages && m->st.ram_bytes) {
-		/* scaled so that pass 1 ends about where the first sync's figure
-		 * (100 - dirty / RAM, converge.c) will start: the working set the
-		 * planner expects dirty by then is not progress yet */
-		uint64_t wss = MIN(m->conv.wss_est, m->st.ram_bytes);
-		uint64_t cap = 99 - wss * 99 / m->st.ram_bytes;
+		/* scaled so that pass 1 ends below where the first sync's figure
+		 * (100 - dirty / RAM, converge.c) will start: what the guest has
+		 * dirtied meanwhile (its working set, or its rate times the time
+		 * so far, whichever is more) is not progress yet */
+		uint64_t secs_x10 = (now - m->start_ns) / 100000000ULL;
+		uint64_t dirtied = MAX(m->conv.wss_est, m->conv.rate_est / 10 * secs_x10);
+		uint64_t cap = 99 - MIN(dirtied, m->st.ram_bytes) * 99 / m->st.ram_bytes;
 		uint32_t pct = (uint32_t)(rs->pass_done * cap / rs->total_pages);
 
 		if (pct > m->st.progress_pct)
@@ -687,6 +689,10 @@ static void pc_progress(void *opaque)
 	m->st.postcopy_bg_pages = m->pc.bg_pages;
 	m->st.postcopy_pages_left = m->pc.left;
 	m->st.remaining = m->pc.left * VM_PAGE_SIZE;
+	/* the guest runs there now: nothing is dirtied here, no pause ahead */
+	m->st.dirty_rate = 0;
+	m->st.expected_downtime_ms = 0;
+	m->st.eta_ms = m->st.throughput ? m->st.remaining * 1000 / m->st.throughput : 0;
 	if (m->st.ram_bytes)
 		m->st.progress_pct = (uint32_t)MAX((uint64_t)m->st.progress_pct,
 			99 - MIN(99, m->st.remaining * 100 / m->st.ram_bytes));
@@ -751,7 +757,17 @@ static int postcopy(struct mig_source *m, struct err *err)
 	int64_t dirty;
 	int ret;
 
-	ret = stop_copy_pause(m, err);
+	/*
+	 * The pages the last pass left dirty are stale on the destination:
+	 * it drops them now, while the guest still runs here, and acknowledges
+	 * (an extra RAM_ITER_END) once done. After the pause the second discard
+	 * (a superset) costs it only the last few pages.
+	 */
+	ret = pc_source_put_discard(&m->rs, &m->out, err);
+	if (!ret)
+		ret = end_pass(m, m->st.pass + 1, err);
+	if (!ret)
+		ret = stop_copy_pause(m, err);
 	if (ret)
 		return ret;
 	dirty = ram_sync(&m->rs, err);

@@ -228,6 +228,13 @@ def hostile_streams_are_refused():
                  "RAM")
     dest_rejects(header() + record(1, cfg) + record(0x7777, b""), "0x7777")
     dest_rejects(header() + struct.pack("<HHIQ", 1, 0, 0, 1 << 40), "limit")
+    # post-copy: the discarded pages are dropped on arrival, so no page may
+    # follow a POSTCOPY_DISCARD before POSTCOPY_LISTEN
+    blocks = struct.pack("<I", 1) + struct.pack("<IIQIH", 1, 4096, 256 << 20, 0, 4) + b"ram0"
+    discard = struct.pack("<IQI", 1, 0, 1) + struct.pack("<Q", 1)
+    page = struct.pack("<IQ", 1, 0) + b"\x01" * 4096
+    dest_rejects(header(features=2) + record(1, cfg) + record(2, blocks) +
+                 record(0x200, discard) + record(3, page), "RAM page after POSTCOPY_DISCARD")
 
 
 class Proxy(threading.Thread):
