@@ -179,7 +179,8 @@ class TernRun(Run):
     def start(self):
         vmm = os.path.join(self.args.build, "vmm", "tern-vmm")
         self.src_api, self.dst_api = self.path("src.sock"), self.path("dst.sock")
-        prealloc = ["--memory", self.memory, "--mem-prealloc"] if self.args.prealloc else []
+        prealloc = (["--memory", self.memory, "--mem-prealloc"]
+                    if getattr(self.args, "prealloc", False) else [])
         self.dst = Console([vmm, "--incoming", self.uri, "--serial", "stdio",
                             "--api", self.dst_api] + prealloc + self.vmm_extra(),
                            self.path("dst.log"), self.path("dst.err"))
@@ -237,7 +238,7 @@ class QemuRun(Run):
     def start(self):
         mfd = bool(self.args.channels)
         self.dst = Console(self.qemu_cmd(self.path("dst.qmp")) +
-                           (["-mem-prealloc"] if self.args.prealloc else []) +
+                           (["-mem-prealloc"] if getattr(self.args, "prealloc", False) else []) +
                            ["-incoming", "defer" if mfd else self.uri],
                            self.path("dst.log"), self.path("dst.err"))
         self.dst_qmp = Qmp(self.path("dst.qmp"), self.dst.proc)
