@@ -239,15 +239,17 @@ def stall_counts_a_pause_not_the_printing():
         m = vm.wait_for(r"^TG INFO .*line_us=(\d+)", timeout=60)
         line_us = int(m.group(1))
         vm.wait_for(r"^TG STAT .*cpu=1 ", timeout=60)
-        time.sleep(3)
+        time.sleep(5)
         # Both CPUs print every 20 ms and each waits for the other's line:
         # if printing counted, no interval would stall less than a line.
-        # Short intervals leave some free of host scheduling noise.
+        # Short intervals leave some free of host scheduling noise (on a
+        # busy 2-core host the quietest of ~100 was once 0.52 of a line:
+        # hence 3/4 of a line, still well under what printing would give).
         quiet = vm.output()
         for cpu in (0, 1):
             st = stats_of(quiet, cpu)[1:]
             check(len(st) >= 20, f"cpu {cpu}: only {len(st)} STAT lines")
-            check(min(st) < line_us / 2,
+            check(min(st) < line_us * 3 / 4,
                   f"cpu {cpu}: every interval stalled >= {min(st)} us (a line takes {line_us} us)")
         before = len(quiet)
         t0 = time.time()
