@@ -243,7 +243,7 @@ def stall_counts_a_pause_not_the_printing():
         # Both CPUs print every 20 ms and each waits for the other's line:
         # if printing counted, no interval would stall less than a line.
         # Short intervals leave some free of host scheduling noise (on a
-        # busy 2-core host the quietest of ~100 was once 0.52 of a line:
+        # busy 2-core host the quietest interval of 3 s was once 0.52 of a line:
         # hence 3/4 of a line, still well under what printing would give).
         quiet = vm.output()
         for cpu in (0, 1):
