@@ -137,10 +137,13 @@ int mig_dirty_rate_measure(struct vm *vm, const struct mig_dirty_opts *o, atomic
 		return ret;
 	ret = vm_dirty_log_start(vm, err);
 	if (!ret && o->quiet_rate) {
-		ret = window(&d, vm, MIN((uint64_t)QUIET_WINDOW_MS, window_ms), &rate, err);
+		uint64_t qms = MIN((uint64_t)QUIET_WINDOW_MS, window_ms);
+
+		ret = window(&d, vm, qms, &rate, err);
 		if (!ret && rate < o->quiet_rate) {
-			out->windows = 1;	/* a quiet guest: this says enough */
+			out->windows = 1;	/* a quiet guest: this window says enough */
 			sum = rate;
+			window_ms = qms;
 			total_ms = 0;
 		}
 	}

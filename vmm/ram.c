@@ -85,7 +85,8 @@ static int ram_populate(uint8_t *base, uint64_t size, unsigned threads)
 	return ret;
 }
 
-uint64_t ram_host_available(void)
+/* MemAvailable + SwapFree in bytes (UINT64_MAX if unknown). */
+static uint64_t ram_host_available(void)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
 	unsigned long long kb, avail = 0, swap = 0;

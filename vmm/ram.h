@@ -24,7 +24,4 @@ struct guest_ram {
 int ram_map(struct guest_ram *r, uint64_t size, bool prealloc, struct err *err);
 void ram_unmap(struct guest_ram *r);
 
-/* MemAvailable + SwapFree in bytes (UINT64_MAX if unknown). */
-uint64_t ram_host_available(void);
-
 #endif

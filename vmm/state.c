@@ -624,7 +624,6 @@ void vm_state_loader_free(struct vm_state_loader *l)
 	free(l);
 }
 
-/* The MSRs this host's KVM returns for a vCPU, probed once on vCPU 0. */
 static int cpu_check_msrs(struct vm_state_loader *l, unsigned i,
 			  const struct cpu_wire *w, struct err *err)
 {
