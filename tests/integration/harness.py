@@ -214,6 +214,12 @@ def run(cmd, timeout=30, input=None):
                           input=input)
 
 
+def migrate_wait(vm, port, timeout=120):
+    """`tern migrate tcp:127.0.0.1:PORT --wait` from vm's API socket."""
+    return run([CLI, "--vmm", vm.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
+               timeout=timeout)
+
+
 def tg_stats(text):
     """Parse 'TG STAT' lines into dicts."""
     out = []

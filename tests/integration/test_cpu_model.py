@@ -11,8 +11,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (CLI, GUEST, VMM, Tap, Vmm, check, check_no_errors,  # noqa: E402
-                     free_port, run)
+from harness import (GUEST, VMM, Tap, Vmm, check, check_no_errors,  # noqa: E402
+                     free_port, migrate_wait, run)
 
 tap = Tap()
 LEAF_NAMES = {(1, 0): "1", (7, 0): "7.0", (0xd, 1): "0xd.1", (0x80000001, 0): "0x80000001"}
@@ -154,8 +154,7 @@ def migration_refused_when_destination_lacks_model():
         dst = Vmm(["--incoming", f"tcp:127.0.0.1:{port}", "--cpu-models-allowed", "host-model"])
         try:
             dst.wait_api_socket()
-            r = run([CLI, "--vmm", src.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
-                    timeout=120)
+            r = migrate_wait(src, port)
             check(r.returncode == 1, f"migrate exit {r.returncode}: {r.stdout[-400:]}")
             st, m = src.call("GET", "/vm/migration")
             check(m["state"] == "failed", f"status {m}")
@@ -176,8 +175,7 @@ def migration_refused_when_destination_lacks_model():
         dst = Vmm(["--incoming", f"tcp:127.0.0.1:{port}", "--cpu-models-allowed", model])
         try:
             dst.wait_api_socket()
-            r = run([CLI, "--vmm", src.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
-                    timeout=120)
+            r = migrate_wait(src, port)
             check(r.returncode == 0, f"migrate: {r.stdout[-400:]} {r.stderr}")
             dst.wait_for(r"^TG STAT", timeout=30)
             if facts["kvm"]["pvm"]:  # the masking warning names the model it came with

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (CLI, Pair, Tap, Vmm, check, check_no_errors,  # noqa: E402
-                     free_port, run, tg_last, tg_stats)
+                     free_port, migrate_wait, run, tg_last, tg_stats)
 
 tap = Tap()
 
@@ -322,7 +322,7 @@ def bad_destinations_fail_cleanly():
         r = run([CLI, "--vmm", vm.api, "migrate", "nonsense"])
         check(r.returncode == 1 and "tcp:HOST:PORT" in r.stderr, f"bad uri: {r.stderr!r}")
         port = free_port()
-        r = run([CLI, "--vmm", vm.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"])
+        r = migrate_wait(vm, port, timeout=30)
         check(r.returncode == 1 and "failed" in r.stdout, f"refused: {r.stdout!r}")
         st, m = vm.call("GET", "/vm/migration")
         check("refused" in m.get("error", "").lower(), f"error: {m}")
@@ -331,8 +331,7 @@ def bad_destinations_fail_cleanly():
         d = Vmm(["--incoming", f"tcp:127.0.0.1:{port}"])
         try:
             d.wait_api_socket()
-            r = run([CLI, "--vmm", vm.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
-                    timeout=120)
+            r = migrate_wait(vm, port)
             check(r.returncode == 0, f"retry: {r.stdout[-400:]} {r.stderr}")
             d.wait_for(r"^TG STAT", timeout=20)
         finally:
@@ -357,8 +356,7 @@ def preallocated_destination_and_size_mismatch():
         bad = Vmm(["--incoming", f"tcp:127.0.0.1:{port}", "--memory", "256M"])
         try:
             bad.wait_api_socket()
-            r = run([CLI, "--vmm", src.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
-                    timeout=120)
+            r = migrate_wait(src, port)
             check(r.returncode == 1, f"mismatch migrated: {r.stdout[-300:]}")
             rc = bad.wait_exit(20)
             check(rc != 0 and "has 128.0 MiB of memory but this tern-vmm was started "
@@ -374,8 +372,7 @@ def preallocated_destination_and_size_mismatch():
             dst.wait_api_socket()
             held = rss_mib(dst.proc.pid)
             check(held >= 128, f"preallocated destination holds only {held} MiB")
-            r = run([CLI, "--vmm", src.api, "migrate", f"tcp:127.0.0.1:{port}", "--wait"],
-                    timeout=120)
+            r = migrate_wait(src, port)
             check(r.returncode == 0 and "migration completed" in r.stdout,
                   f"prealloc: {r.stdout[-400:]} {r.stderr}")
             wait_verified_sweep(dst, 0)
