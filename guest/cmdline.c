@@ -126,7 +126,20 @@ static const struct tg_num_param tg_num_params[] = {
 	  0, 3600000 },
 	{ "tg.sparse", __builtin_offsetof(struct tg_params, sparse),
 	  0, 4096 },
+	{ "tg.tick_us", __builtin_offsetof(struct tg_params, tick_us),
+	  10, 1000000 },
 };
+
+static int tg_parse_idle(struct tg_params *p, const struct tg_word *w)
+{
+	if (tg_val_is(w, "spin"))
+		p->idle_halt = false;
+	else if (tg_val_is(w, "halt"))
+		p->idle_halt = true;
+	else
+		return -1;
+	return 0;
+}
 
 static int tg_parse_word(struct tg_params *p, const struct tg_word *w)
 {
@@ -149,6 +162,8 @@ static int tg_parse_word(struct tg_params *p, const struct tg_word *w)
 		return tg_parse_bool(w, &p->cpuid);
 	if (tg_key_is(w, "tg.exit"))
 		return tg_parse_exit(p, w);
+	if (tg_key_is(w, "tg.idle"))
+		return tg_parse_idle(p, w);
 	if (tg_key_is(w, "tg.cpus")) {
 		if (tg_parse_num(w, false, &v) < 0 || !v || v > TG_MAX_CPUS)
 			return -1;
@@ -187,6 +202,7 @@ static void tg_params_defaults(struct tg_params *p)
 	p->fill = true;
 	p->report_ms = 1000;
 	p->sweep_ms = 2000;
+	p->tick_us = 1000;
 	p->exit_mode = TG_EXIT_DEBUG;
 }
 

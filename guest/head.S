@@ -19,6 +19,7 @@
 #define CR4_PAE		0x20
 #define CR0_PG		0x80000000
 #define RFLAGS_USER	0x3002		/* IOPL=3, IF=0, reserved bit 1 */
+#define MSR_TSC_DEADLINE	0x6e0
 
 	.section .head, "ax"
 	.code32
@@ -167,7 +168,8 @@ tg_exc_stubs:
 	EXC 10, 1
 	EXC 11, 1
 	EXC 12, 1
-	EXC 13, 1
+	.balign	16
+	jmp	tg_gp_stub		/* 13: #GP, error code pushed */
 	EXC 14, 1
 	EXC 15, 0
 	EXC 16, 0
@@ -186,6 +188,36 @@ tg_exc_stubs:
 	EXC 29, 1
 	EXC 30, 1
 	EXC 31, 0
+
+/*
+ * #GP. A hlt at tg_idle_hlt in ring 3 (idle.c) is a timed halt: arm the
+ * LAPIC TSC-deadline timer with %edx:%eax, halt with interrupts on until
+ * an interrupt arrives, and return to ring 3 past the hlt. %ecx is
+ * clobbered (the caller says so). Any other #GP goes to tg_fault.
+ */
+tg_gp_stub:
+	cmpq	$tg_idle_hlt, 8(%rsp)
+	jne	1f
+	movl	$MSR_TSC_DEADLINE, %ecx
+	wrmsr
+	sti
+	hlt
+	cli
+	incq	8(%rsp)
+	addq	$8, %rsp
+	iretq
+1:	pushq	$13
+	jmp	tg_exc_common
+
+/* Vectors 32-255 (the tg.idle=halt timer, or anything stray): EOI, return. */
+	.balign	16
+	.globl	tg_irq_stub
+tg_irq_stub:
+	pushq	%rax
+	movl	$TG_LAPIC_EOI, %eax
+	movl	$0, (%rax)
+	popq	%rax
+	iretq
 
 /* Frame at %rsp: vec, err, rip, cs, rflags, rsp, ss. Never returns. */
 tg_exc_common:

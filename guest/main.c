@@ -87,8 +87,9 @@ static void tg_print_boot(u32 ncpus, u32 napic, const char *tsc_src,
 
 	tg_print_rate(rate, sizeof(rate));
 	tg_printf("TG BOOT cpus=%u mem_mib=%lu tsc_khz=%lu wss_mib=%lu "
-		  "rate=%s entry=%s\n", ncpus, tg_pool.ram_bytes >> 20,
-		  tg_tsc_khz, tg_work_wss_pages() >> 8, rate, tg_entry_name());
+		  "rate=%s entry=%s idle=%s\n", ncpus, tg_pool.ram_bytes >> 20,
+		  tg_tsc_khz, tg_work_wss_pages() >> 8, rate, tg_entry_name(),
+		  tg_params.idle_halt ? "halt" : "spin");
 	tg_cpuid(1, 0, a);
 	tg_cpuid(7, 0, b);
 	tg_cpuid(0x80000001, 0, c);

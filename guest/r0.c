@@ -4,9 +4,11 @@
  * On PVM hosts every ring-0 instruction is emulated (~1 us each), so this
  * file does the minimum: identity page tables with 2 MiB pages covering all
  * RAM (U/S set at every level so ring 3 can reach everything), the IDT (32
- * exception gates), one TSS per CPU (RSP0 for faults from ring 3) sharing
- * one allow-all I/O bitmap, and the fault reporter, which also parks a CPU
- * whose ring-3 code asked to halt. Everything else happens in ring 3.
+ * exception gates; vectors 32-255 only signal EOI, head.S), one TSS per CPU
+ * (RSP0 for faults from ring 3) sharing one allow-all I/O bitmap, and the
+ * fault reporter, which also parks a CPU whose ring-3 code asked to halt.
+ * Everything else happens in ring 3; the timed halts of tg.idle=halt pass
+ * through ring 0 in head.S's #GP stub only.
  */
 #include "tg.h"
 
@@ -69,7 +71,7 @@ static u64 tg_pdpt[512] __attribute__((section(".data.pgt"), aligned(4096))) = {
 /* Not zeroed (.bss.noinit): every entry used is written before use. */
 static u64 tg_pd[TG_MAX_PD][512]
 	__attribute__((section(".bss.noinit"), aligned(4096)));
-static struct tg_idt_gate tg_idt[32]
+static struct tg_idt_gate tg_idt[TG_IDT_ENTRIES]
 	__attribute__((section(".bss.noinit"), aligned(16)));
 static struct tg_tss_area tg_tss_area
 	__attribute__((section(".data.tss"), aligned(64))) = {
@@ -81,7 +83,7 @@ u8 tg_ustacks[TG_MAX_CPUS][TG_USTACK_SIZE]
 	__attribute__((section(".bss.noinit"), aligned(16)));
 
 extern u64 tg_gdt[];
-extern char tg_exc_stubs[];
+extern char tg_exc_stubs[], tg_irq_stub[];
 
 /* Highest end of e820 RAM, rounded up to a GiB, at least 4 GiB. */
 static u64 tg_r0_map_top(void)
@@ -126,7 +128,7 @@ static void tg_r0_idt_init(void)
 	u32 i;
 
 	for (i = 0; i < TG_ARRAY_SIZE(tg_idt); i++) {
-		u64 h = (u64)tg_exc_stubs + 16 * i;
+		u64 h = i < 32 ? (u64)tg_exc_stubs + 16 * i : (u64)tg_irq_stub;
 		struct tg_idt_gate *g = &tg_idt[i];
 
 		g->off_lo = h & 0xffff;

@@ -188,6 +188,8 @@ struct tg_params {
 	bool echo;		/* report console input as TG KEY lines */
 	bool cpuid;		/* print TG CPUID leaf= lines (ring 0 and 3) */
 	u64 sparse;		/* bytes rewritten per page per rewrite; 0 = whole page */
+	bool idle_halt;		/* tg.idle=halt: sleep in hlt when nothing is due */
+	u64 tick_us;		/* tg.tick_us: shortest such sleep */
 };
 
 void tg_params_parse(struct tg_params *p, const char *cmdline);
@@ -259,6 +261,10 @@ struct tg_pvclock {
 } __attribute__((packed));
 
 extern struct tg_pvclock tg_pvclock;
+
+/* ---- idle.c: timed halts for tg.idle=halt */
+bool tg_idle_init(u32 cpu);
+void tg_idle_until(u64 deadline);
 
 /* ---- r0.c (ring 0 only) */
 void tg_r0_bsp_setup(void);

@@ -45,5 +45,8 @@
 #define TG_ACPI_SLP_EN		0x20	/* sleep control register: SLP_EN */
 #define TG_ACPI_S5		5	/* \_S5 sleep type tern-vmm uses */
 #define TG_LAPIC_BASE		0xfee00000
+#define TG_LAPIC_EOI		0xfee000b0
+#define TG_TIMER_VECTOR		0x30	/* tg.idle=halt: LAPIC timer */
+#define TG_IDT_ENTRIES		256
 
 #endif

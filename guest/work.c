@@ -45,13 +45,15 @@ struct tg_cpu {
 	struct tg_gap gap;	/* stall since the last report */
 	u64 stall_all;		/* longest stall of the run, TSC ticks */
 	u64 rep_tsc, rep_writes, next_report;
+	u64 halted, rep_halted;	/* TSC ticks asleep (tg.idle=halt) */
 	u32 err_lines;
 	bool tsc_warned;
+	bool halt;		/* tg.idle=halt and a TSC-deadline timer */
 } __attribute__((aligned(64)));
 
 static struct tg_cpu tg_cpus[TG_MAX_CPUS];
 static u32 tg_ncpus;
-static u64 tg_w_tpp, tg_report_ticks;
+static u64 tg_w_tpp, tg_report_ticks, tg_tick_ticks;
 static u64 tg_fill_t0, tg_run_t0, tg_stop_tsc, tg_echo_next;
 static volatile u32 tg_go, tg_filled_cnt, tg_run, tg_stop, tg_final_cnt;
 
@@ -245,6 +247,7 @@ void tg_work_setup(u32 ncpus)
 		w = n;
 	tg_ncpus = ncpus;
 	tg_report_ticks = tg_params.report_ms * tg_tsc_khz;
+	tg_tick_ticks = tg_params.tick_us * tg_tsc_khz / 1000;
 	if (tg_params.rate_mode == TG_RATE_PACED)
 		tg_w_tpp = tg_tsc_khz * 1000 * ncpus / tg_params.rate_mibs;
 	for (i = 0; i < ncpus; i++) {
@@ -297,6 +300,7 @@ static void tg_report(struct tg_cpu *c, u32 cpu, u64 now)
 {
 	u64 dt = now - c->rep_tsc, dw = c->writes - c->rep_writes;
 	u64 rate = dt ? dw * tg_tsc_khz / 256 * 1000 / dt : 0;
+	u64 halted = dt ? (c->halted - c->rep_halted) * 100 / dt : 0;
 	u64 stall = c->gap.max;
 
 	c->gap.max = 0;
@@ -304,12 +308,13 @@ static void tg_report(struct tg_cpu *c, u32 cpu, u64 now)
 		c->stall_all = stall;
 	c->rep_tsc = now;
 	c->rep_writes = c->writes;
+	c->rep_halted = c->halted;
 	c->err_lines = 0;
 	tg_cprintf(&c->gap, "TG STAT t_ms=%lu cpu=%u writes_mib=%lu "
-		   "rate_mibs=%lu verified_mib=%lu errors=%lu maxstall_us=%lu "
-		   "maxstall_all_us=%lu\n",
+		   "rate_mibs=%lu verified_mib=%lu errors=%lu halted_pct=%lu "
+		   "maxstall_us=%lu maxstall_all_us=%lu\n",
 		   tg_ms_since_boot(now), cpu, c->writes >> 8, rate,
-		   c->verified >> 8, c->errors, tg_ticks_to_us(stall),
+		   c->verified >> 8, c->errors, halted, tg_ticks_to_us(stall),
 		   tg_ticks_to_us(c->stall_all));
 	while (c->next_report <= now)
 		c->next_report += tg_report_ticks;
@@ -362,6 +367,41 @@ static void tg_echo_poll(struct tg_cpu *c, u64 now)
 	tg_cprintf(&c->gap, "TG KEY%s\n", line);
 }
 
+static inline u64 tg_min(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * tg.idle=halt: nothing is due, so sleep until the first thing that will
+ * be (next sweep page, paced write, console poll, report, end of the run),
+ * but at least tg.tick_us; what fell due meanwhile runs as a batch (the
+ * pacing catches up). The stall clock counts only how late the CPU woke:
+ * a pause of the VM that covers the deadline shows in full.
+ */
+static void tg_idle(struct tg_cpu *c, u32 cpu, bool writer, bool echo,
+		    u64 now)
+{
+	u64 due = c->next_report, t;
+
+	if (c->v_tpp)
+		due = tg_min(due, c->base + (c->v_next >> TG_FP));
+	if (writer)
+		due = tg_min(due, c->base + (c->w_next >> TG_FP));
+	if (echo)
+		due = tg_min(due, tg_echo_next);
+	if (!cpu && tg_stop_tsc)
+		due = tg_min(due, tg_stop_tsc);
+	if (due < now + tg_tick_ticks)
+		due = now + tg_tick_ticks;
+	tg_idle_until(due);
+	t = tg_rdtsc();
+	if (t < now)
+		return;		/* backwards: the next tick reports it */
+	c->halted += t - now;
+	c->gap.last = t < due ? t : due;
+}
+
 /* One iteration = verify one page, rewrite one page, or pause. */
 static void tg_loop(struct tg_cpu *c, u32 cpu)
 {
@@ -388,6 +428,8 @@ static void tg_loop(struct tg_cpu *c, u32 cpu)
 			tg_rewrite_one(c, cpu);
 			if (paced)
 				c->w_next = tg_pace(c->w_next, tg_w_tpp, t);
+		} else if (c->halt) {
+			tg_idle(c, cpu, writer, echo, now);
 		} else {
 			tg_pause();
 		}
@@ -491,6 +533,12 @@ void tg_work_run(u32 cpu)
 	if (cpu >= tg_ncpus)
 		for (;;)
 			tg_pause();
+	if (tg_params.idle_halt) {
+		c->halt = tg_idle_init(cpu);
+		if (!c->halt && !cpu)
+			tg_printf("TG WARN tg.idle=halt: no TSC-deadline timer, "
+				  "spinning\n");
+	}
 	tg_fill(c);
 	__atomic_add_fetch(&tg_filled_cnt, 1, __ATOMIC_RELEASE);
 	if (!cpu)

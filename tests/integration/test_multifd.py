@@ -31,7 +31,7 @@ def heavy_migration(channels, compress=None):
         check_migrated(p, cli, where)
         for cpu in (0, 1):
             p.dst.wait_for(rf"^TG STAT .*cpu={cpu} ", timeout=30)
-        wait_verified_sweep(p.dst, 0)
+        wait_verified_sweep(p.dst, 0, p.src)
         out = p.dst.output()
         check(int(tg_last(out, 1)["writes_mib"]) > 0, f"{where}: vCPU 1 stopped writing")
         check_no_errors(out, f"{where}: destination")
