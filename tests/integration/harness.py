@@ -251,18 +251,32 @@ def check_no_errors(text, where):
     check(all(s["errors"] == "0" for s in stats), f"{where}: STAT lines with errors")
 
 
-def wait_full_sweep(vm, start, pool_of, timeout, poll):
-    """The guest verified its whole pool after console offset `start`
-    (pool size from the console of `pool_of`, where it booted)."""
-    pool = int(re.search(r"pool_mib=(\d+)", pool_of.output()).group(1))
+SWEEP_MS = 2000     # tern-guest's default tg.sweep_ms
+
+
+def wait_full_sweep(vm, start, booted_on, timeout=120, poll=0.2):
+    """Wait until the guest running in `vm` has checked every page it owns
+    after console offset `start`: each CPU's STAT lines there show at least
+    its share of the pool verified and more than one background sweep
+    period (tg.sweep_ms, default) of guest time. Pool size and CPU count
+    come from the console of `booted_on`, where the guest booted."""
+    boot = booted_on.output()
+    m = re.search(r"pool_mib=(\d+)", boot)
+    n = re.search(r"^TG BOOT cpus=(\d+)", boot, re.M)
+    check(m is not None and n is not None,
+          "no TG BOOT cpus= / TG INFO pool_mib= on the console the guest booted on")
+    ncpus = int(n.group(1))
+    share = -(-int(m.group(1)) // ncpus)
     deadline = time.time() + timeout
-    first = None
     while time.time() < deadline:
-        stats = tg_stats(vm.output()[start:])
-        if stats:
-            first = first or stats[0]
-            if int(stats[-1]["verified_mib"]) - int(first["verified_mib"]) >= pool:
-                return
+        first, last = {}, {}
+        for st in tg_stats(vm.output()[start:]):
+            first.setdefault(st["cpu"], st)
+            last[st["cpu"]] = st
+        if len(last) == ncpus and all(
+                int(last[c]["verified_mib"]) - int(first[c]["verified_mib"]) >= share and
+                int(last[c]["t_ms"]) - int(first[c]["t_ms"]) > SWEEP_MS for c in last):
+            return
         time.sleep(poll)
     raise TestFailure(f"guest did not verify a full sweep within {timeout}s")
 

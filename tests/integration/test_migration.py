@@ -14,29 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (CLI, Pair, Tap, Vmm, check, check_no_errors,  # noqa: E402
-                     free_port, migrate_wait, run, tg_last, tg_stats)
+                     free_port, migrate_wait, run, tg_last, tg_stats,
+                     wait_full_sweep)
 
 tap = Tap()
-
-
-def wait_verified_sweep(vm, start_offset, booted_on, timeout=120):
-    """Wait until CPU 0 of the guest in `vm` has verified, after console
-    offset `start_offset`, at least as many MiB as the whole pool (its pool
-    size read from `booted_on`, where it booted): a full sweep of its slice
-    and more, so every page it owns was checked on `vm`."""
-    m = re.search(r"pool_mib=(\d+)", booted_on.output())
-    check(m is not None, "no TG INFO pool_mib= on the console the guest booted on")
-    pool = int(m.group(1))
-    deadline = time.time() + timeout
-    first = None
-    while time.time() < deadline:
-        stats = [s for s in tg_stats(vm.output()[start_offset:]) if s["cpu"] == "0"]
-        if stats:
-            first = first or stats[0]
-            if int(stats[-1]["verified_mib"]) - int(first["verified_mib"]) >= pool:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"guest did not verify a full sweep within {timeout}s")
 
 
 def check_migrated(p, cli, where):
@@ -66,7 +47,7 @@ def migrates_idle_guest_and_clock_continues():
         # for host scheduling between the two processes)
         check(0 < jump <= 2 * 200 + downtime + 1000,
               f"guest clock jumped {jump} ms (downtime {downtime} ms)")
-        wait_verified_sweep(p.dst, 0, p.src)
+        wait_full_sweep(p.dst, 0, p.src)
         check_no_errors(p.src.output(), "source")
         check_no_errors(p.dst.output(), "destination")
         check(src_before > 0, "source printed nothing")
@@ -80,7 +61,7 @@ def migrates_smp_guest_under_heavy_writes():
         check_migrated(p, cli, "heavy writes")
         for cpu in (0, 1):
             p.dst.wait_for(rf"^TG STAT .*cpu={cpu} ", timeout=30)
-        wait_verified_sweep(p.dst, 0, p.src)
+        wait_full_sweep(p.dst, 0, p.src)
         out = p.dst.output()
         check(int(tg_last(out, 1)["writes_mib"]) > 0, "vCPU 1 stopped writing")
         check_no_errors(out, "destination")
@@ -104,7 +85,7 @@ def migrates_halting_smp_guest_and_its_timers_fire():
         n = len(p.dst.output())
         for cpu in (0, 1):
             p.dst.wait_for(rf"^TG STAT .*cpu={cpu} ", timeout=30, start=n)
-        wait_verified_sweep(p.dst, n, p.src)
+        wait_full_sweep(p.dst, n, p.src)
         out = p.dst.output()
         for cpu in (0, 1):
             s = tg_last(out, cpu)
@@ -405,7 +386,7 @@ def preallocated_destination_and_size_mismatch():
             r = migrate_wait(src, port)
             check(r.returncode == 0 and "migration completed" in r.stdout,
                   f"prealloc: {r.stdout[-400:]} {r.stderr}")
-            wait_verified_sweep(dst, 0, src)
+            wait_full_sweep(dst, 0, src)
             check_no_errors(dst.output(), "destination")
         finally:
             dst.kill()

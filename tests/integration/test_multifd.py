@@ -13,9 +13,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (CLI, GUEST, Pair, Tap, Vmm, check, check_no_errors,  # noqa: E402
-                     free_port, run, tg_last)
-from test_migration import (check_migrated, guest_keeps_running,  # noqa: E402
-                            wait_verified_sweep)
+                     free_port, run, tg_last, wait_full_sweep)
+from test_migration import check_migrated, guest_keeps_running  # noqa: E402
 
 tap = Tap()
 
@@ -31,7 +30,7 @@ def heavy_migration(channels, compress=None):
         check_migrated(p, cli, where)
         for cpu in (0, 1):
             p.dst.wait_for(rf"^TG STAT .*cpu={cpu} ", timeout=30)
-        wait_verified_sweep(p.dst, 0, p.src)
+        wait_full_sweep(p.dst, 0, p.src)
         out = p.dst.output()
         check(int(tg_last(out, 1)["writes_mib"]) > 0, f"{where}: vCPU 1 stopped writing")
         check_no_errors(out, f"{where}: destination")
