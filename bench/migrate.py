@@ -27,7 +27,7 @@ to bench/results/migrate-<time>.json, console logs to bench/results/logs-<time>/
 
   bench/migrate.py [--repeat N] [--scenario NAME ...] [--tools tern,qemu]
                    [--timeout S] [--build DIR] [--channels N] [--compress M] [--tls]
-                   [--prealloc]
+                   [--prealloc] [--no-stream]
 
 --channels N (with --compress none|zstd|lz4) migrates over N parallel page
 channels: tern's `channels`/`compress`, QEMU's multifd capability with
@@ -40,6 +40,14 @@ column then reads e.g. tern/c2-lz4.
 up front (tern-vmm --incoming --memory SIZE --mem-prealloc; QEMU
 -mem-prealloc), so pages land in memory the host already gave: what a
 destination costs without the kernel's first-touch page faults.
+
+When a throughput scenario (full-*) runs, the script also measures the bar
+it is held to, one TCP stream on loopback (bench/tcp_baseline, built with
+`make -C bench` if missing), before and after the migrations, and prints
+each tool's median MiB/s as a share of that stream (into a reused buffer;
+in brackets, into fresh memory as a destination receives, unless
+--prealloc).
+--no-stream skips it.
 
 --tls adds tern-tls and qemu-tls runs: the same migration over TLS 1.3 with
 both sides authenticated, certificates made by `tern pki` (see make_pki).
@@ -420,6 +428,53 @@ def ratios(summary):
     return lines
 
 
+STREAM_RE = r"^(reuse|fresh)\s+no-spin\s.*median ([\d.]+) GiB/s"
+
+
+def measure_stream():
+    """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y} (medians
+    of 3 runs of 1 GiB each), or None if tcp_baseline cannot be built or run."""
+    import re
+    import subprocess
+    exe = os.path.join(HERE, "tcp_baseline")
+    try:
+        if not os.path.exists(exe):
+            subprocess.run(["make", "-s", "-C", HERE, "tcp_baseline"], check=True,
+                           capture_output=True, timeout=120)
+        out = subprocess.run([exe, "-s", "1G", "-r", "3", "-m", "reuse,fresh", "-p", "nospin"],
+                             check=True, capture_output=True, text=True, timeout=300).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"migrate.py: no TCP stream baseline: {e}", file=sys.stderr)
+        return None
+    got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out, re.M)}
+    return got if len(got) == 2 else None
+
+
+def stream_lines(summary, before, after, prealloc):
+    """Each throughput scenario's median MiB/s as a share of one TCP stream
+    (mean of the measurements before and after the migrations); also of a
+    stream into fresh memory unless the destinations were preallocated."""
+    have = [x for x in (before, after) if x]
+    if not have:
+        return []
+    reuse = sum(x["reuse"] for x in have) / len(have) * 1024
+    fresh = sum(x["fresh"] for x in have) / len(have) * 1024
+    lines = [f"one TCP stream: {reuse:.0f} MiB/s into a reused buffer, {fresh:.0f} MiB/s "
+             f"into fresh memory (before / after: " +
+             " / ".join(f"{x['reuse']:.2f}, {x['fresh']:.2f}" if x else "-"
+                        for x in (before, after)) + " GiB/s)"]
+    for s in summary:
+        if not s["scenario"].startswith("full-") or not s["completed"] or \
+                not s.get("wire_bytes") or not s.get("total_ms"):
+            continue
+        mibs = s["wire_bytes"] / 2**20 / (s["total_ms"] / 1000)
+        extra = "" if prealloc else \
+            f" ({100 * mibs / fresh:.0f} % of the stream into fresh memory)"
+        lines.append(f"{s['scenario']:<13} {s['tool']:<5} {mibs:6.0f} MiB/s = "
+                     f"{100 * mibs / reuse:3.0f} % of the stream{extra}")
+    return lines
+
+
 def machine_info():
     info = {"kernel": platform.release(), "cpus": os.cpu_count()}
     try:
@@ -455,6 +510,8 @@ def main():
                     "(tern-vmm --memory --mem-prealloc, QEMU -mem-prealloc)")
     ap.add_argument("--tls", action="store_true",
                     help="also run each tool over TLS (tern-tls, qemu-tls)")
+    ap.add_argument("--no-stream", action="store_true",
+                    help="do not measure one TCP stream around throughput scenarios")
     args = ap.parse_args()
 
     scens = [s for s in SCENARIOS + EXTRA
@@ -479,10 +536,16 @@ def main():
         wd = os.path.join(logdir, f"{scen[0]}-{tool}-{rep}")
         return TOOLS[tool](args, scen, wd).execute()
 
+    streams = [None, None]
+    want_stream = not args.no_stream and any(s[0].startswith("full-") for s in scens)
+    if want_stream:
+        streams[0] = measure_stream()
     print(HEADER, flush=True)
     runs = run_matrix(args.repeat, scens, tools, run_one, lambda r: row(r, args.timeout))
 
     summary = summarize(runs, args.timeout)
+    if want_stream:
+        streams[1] = measure_stream()
     print(f"\nmedians over {args.repeat} run(s) (completed runs only):")
     print(HEADER)
     for s in summary:
@@ -494,12 +557,16 @@ def main():
     if rl:
         print("\ntern / QEMU (medians):")
         print("\n".join(rl))
+    sl = stream_lines(summary, *streams, args.prealloc)
+    if sl:
+        print("\nthroughput against " + "\n".join(sl))
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"migrate-{stamp}.json")
     with open(path, "w") as f:
         json.dump({"machine": machine_info(), "build": args.build, "timeout_s": args.timeout,
                    "prealloc": args.prealloc,
                    "report_ms": REPORT_MS, "downtime_limit_ms": DOWNTIME_MS,
+                   "stream_gibs": {"before": streams[0], "after": streams[1]},
                    "runs": runs, "summary": summary}, f, indent=1)
     print(f"\nresults: {path}\nconsole logs: {logdir}")
     if args.pki:
