@@ -56,7 +56,9 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -345,7 +347,6 @@ class QemuTlsRun(QemuRun):
 def make_pki(args):
     """One CA and one host certificate (127.0.0.1) named as QEMU wants them:
     ca-cert.pem, server-cert.pem/-key.pem, client-cert.pem/-key.pem."""
-    import subprocess
     import tempfile
     d = tempfile.mkdtemp(prefix="tern-bench-pki-")
     tern = os.path.join(args.build, "cli", "tern")
@@ -434,8 +435,6 @@ STREAM_RE = r"^(reuse|fresh)\s+no-spin\s.*median ([\d.]+) GiB/s"
 def measure_stream():
     """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y} (medians
     of 3 runs of 1 GiB each), or None if tcp_baseline cannot be built or run."""
-    import re
-    import subprocess
     exe = os.path.join(HERE, "tcp_baseline")
     try:
         if not os.path.exists(exe):

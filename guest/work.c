@@ -399,7 +399,7 @@ static void tg_idle(struct tg_cpu *c, u32 cpu, bool writer, bool echo,
 	if (t < now)
 		return;		/* backwards: the next tick reports it */
 	c->halted += t - now;
-	c->gap.last = t < due ? t : due;
+	c->gap.last = tg_min(t, due);
 }
 
 /* One iteration = verify one page, rewrite one page, or pause. */
