@@ -45,8 +45,9 @@ When a throughput scenario (full-*) runs, the script also measures the bar
 it is held to, one TCP stream on loopback (bench/tcp_baseline, built with
 `make -C bench` if missing), before and after the migrations, and prints
 each tool's median MiB/s as a share of that stream (into a reused buffer;
-in brackets, into fresh memory as a destination receives, unless
---prealloc).
+in brackets, unless --prealloc, into fresh memory with readv() as QEMU's
+destination receives, and into fresh memory placed with UFFDIO_COPY as
+tern's does).
 --no-stream skips it.
 
 --tls adds tern-tls and qemu-tls runs: the same migration over TLS 1.3 with
@@ -429,24 +430,26 @@ def ratios(summary):
     return lines
 
 
-STREAM_RE = r"^(reuse|fresh)\s+no-spin\s.*median ([\d.]+) GiB/s"
+STREAM_RE = r"^(reuse|fresh|uffd)\s+no-spin\s.*median ([\d.]+) GiB/s"
 
 
 def measure_stream():
-    """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y} (medians
-    of 3 runs of 1 GiB each), or None if tcp_baseline cannot be built or run."""
+    """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y, "uffd": z}
+    (medians of 3 runs of 1 GiB each), or None if tcp_baseline cannot be
+    built or run."""
     exe = os.path.join(HERE, "tcp_baseline")
     try:
         if not os.path.exists(exe):
             subprocess.run(["make", "-s", "-C", HERE, "tcp_baseline"], check=True,
                            capture_output=True, timeout=120)
-        out = subprocess.run([exe, "-s", "1G", "-r", "3", "-m", "reuse,fresh", "-p", "nospin"],
+        out = subprocess.run([exe, "-s", "1G", "-r", "3", "-m", "reuse,fresh,uffd", "-p",
+                              "nospin"],
                              check=True, capture_output=True, text=True, timeout=300).stdout
     except (OSError, subprocess.SubprocessError) as e:
         print(f"migrate.py: no TCP stream baseline: {e}", file=sys.stderr)
         return None
     got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out, re.M)}
-    return got if len(got) == 2 else None
+    return got if len(got) == 3 else None
 
 
 def stream_lines(summary, before, after, prealloc):
@@ -458,17 +461,19 @@ def stream_lines(summary, before, after, prealloc):
         return []
     reuse = sum(x["reuse"] for x in have) / len(have) * 1024
     fresh = sum(x["fresh"] for x in have) / len(have) * 1024
+    uffd = sum(x.get("uffd", 0) for x in have) / len(have) * 1024
     lines = [f"one TCP stream: {reuse:.0f} MiB/s into a reused buffer, {fresh:.0f} MiB/s "
-             f"into fresh memory (before / after: " +
-             " / ".join(f"{x['reuse']:.2f}, {x['fresh']:.2f}" if x else "-"
-                        for x in (before, after)) + " GiB/s)"]
+             f"into fresh memory, {uffd:.0f} MiB/s into fresh memory by UFFDIO_COPY "
+             f"(before / after: " +
+             " / ".join(f"{x['reuse']:.2f}, {x['fresh']:.2f}, {x.get('uffd', 0):.2f}"
+                        if x else "-" for x in (before, after)) + " GiB/s)"]
     for s in summary:
         if not s["scenario"].startswith("full-") or not s["completed"] or \
                 not s.get("wire_bytes") or not s.get("total_ms"):
             continue
         mibs = s["wire_bytes"] / 2**20 / (s["total_ms"] / 1000)
-        extra = "" if prealloc else \
-            f" ({100 * mibs / fresh:.0f} % of the stream into fresh memory)"
+        extra = "" if prealloc or not uffd else \
+            f" (fresh memory: {100 * mibs / fresh:.0f} %, by UFFDIO_COPY: {100 * mibs / uffd:.0f} %)"
         lines.append(f"{s['scenario']:<13} {s['tool']:<5} {mibs:6.0f} MiB/s = "
                      f"{100 * mibs / reuse:3.0f} % of the stream{extra}")
     return lines

@@ -10,15 +10,20 @@
  * core, which is what a running vCPU does to the host during a live
  * migration. A third receive mode ("thp") is "fresh" with
  * madvise(MADV_HUGEPAGE), to show what transparent huge pages would save a
- * destination. Prints GiB/s per run and the median per case.
+ * destination; a fourth ("uffd") receives into one reused CHUNK buffer and
+ * places each chunk into the fresh region with UFFDIO_COPY, as a tern
+ * destination does (mig/fill.h). Prints GiB/s per run and the median per
+ * case.
  *
  *   cc -O2 -pthread -o tcp_baseline tcp_baseline.c     (or: make -C bench)
  *   ./tcp_baseline [-s SIZE] [-c CHUNK] [-r REPEAT]
- *                  [-m reuse,fresh,thp] [-p spin|nospin|both]
+ *                  [-m reuse,fresh,thp,uffd] [-p spin|nospin|both]
  * SIZE and CHUNK take K/M/G suffixes (binary); defaults 2G, 256K, 3.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -29,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,11 +47,12 @@ enum bl_mode {
 	BL_REUSE,	/* one reused, resident buffer */
 	BL_FRESH,	/* a fresh mapping of the whole size */
 	BL_THP,		/* the same with MADV_HUGEPAGE */
+	BL_UFFD,	/* a reused buffer, then UFFDIO_COPY into a fresh mapping */
 	BL_NR_MODES,
 };
 
 static const char *const bl_mode_names[BL_NR_MODES] = {
-	[BL_REUSE] = "reuse", [BL_FRESH] = "fresh", [BL_THP] = "thp",
+	[BL_REUSE] = "reuse", [BL_FRESH] = "fresh", [BL_THP] = "thp", [BL_UFFD] = "uffd",
 };
 
 struct bl_opts {
@@ -116,6 +124,68 @@ static int bl_listen(struct bl_run *r)
 	return 0;
 }
 
+/* Read exactly n bytes into buf; 0 or -errno. */
+static int bl_read_full(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = read(fd, buf + got, n - got);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EPIPE;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * Read r->size bytes chunk by chunk into one buffer and place each chunk at
+ * dst (advancing) with UFFDIO_COPY. The chunk must be a multiple of 4 KiB.
+ */
+static int bl_drain_uffd(int fd, struct bl_run *r, uint8_t *dst)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_SIGBUS };
+	struct uffdio_register reg = {
+		.range = { (uint64_t)(uintptr_t)dst, r->size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	uint8_t *buf = NULL;
+	uint64_t got = 0;
+	int ret = 0;
+
+	if (uffd < 0)
+		return -errno;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		ret = -errno;
+		goto out;
+	}
+	buf = malloc(r->chunk);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memset(buf, 0, r->chunk);
+	while (!ret && got < r->size) {
+		size_t n = r->size - got < r->chunk ? (size_t)(r->size - got) : r->chunk;
+		struct uffdio_copy c = { .dst = (uint64_t)(uintptr_t)(dst + got),
+					 .src = (uint64_t)(uintptr_t)buf, .len = n,
+					 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+
+		ret = bl_read_full(fd, buf, n);
+		if (!ret && ioctl(uffd, UFFDIO_COPY, &c))
+			ret = -errno;
+		got += n;
+	}
+out:
+	free(buf);
+	close(uffd);
+	return ret;
+}
+
 /* Read r->size bytes from fd into dst (advancing) or into one buffer. */
 static int bl_drain(int fd, struct bl_run *r, uint8_t *dst)
 {
@@ -156,7 +226,7 @@ static void *bl_receiver(void *arg)
 	if (fd < 0) {
 		r->ret = -errno;
 	} else {
-		r->ret = bl_drain(fd, r, dst);
+		r->ret = r->mode == BL_UFFD ? bl_drain_uffd(fd, r, dst) : bl_drain(fd, r, dst);
 		close(fd);
 	}
 	munmap(dst, maplen);
@@ -277,7 +347,7 @@ static int bl_pick(const char *v, bool pair[2], const char *a, const char *b)
 	return pair[0] || pair[1] ? 0 : -EINVAL;
 }
 
-/* "reuse,fresh,thp" (any subset, comma-separated) */
+/* "reuse,fresh,thp,uffd" (any subset, comma-separated) */
 static int bl_pick_modes(const char *v, bool mode[BL_NR_MODES])
 {
 	char tmp[64], *save = NULL;
@@ -303,7 +373,7 @@ static int bl_pick_modes(const char *v, bool mode[BL_NR_MODES])
 static int bl_usage(void)
 {
 	fprintf(stderr, "usage: tcp_baseline [-s SIZE] [-c CHUNK] [-r REPEAT(1-%d)] "
-		"[-m reuse,fresh,thp] [-p spin|nospin|both]\n", MAX_REPEAT);
+		"[-m reuse,fresh,thp,uffd] [-p spin|nospin|both]\n", MAX_REPEAT);
 	return 2;
 }
 
@@ -319,7 +389,7 @@ static int bl_parse(int argc, char **argv, struct bl_opts *o)
 				return -EINVAL;
 			break;
 		case 'c':
-			if (bl_parse_size(optarg, &v) || v > (1u << 30))
+			if (bl_parse_size(optarg, &v) || v > (1u << 30) || v % 4096)
 				return -EINVAL;
 			o->chunk = (size_t)v;
 			break;
@@ -346,7 +416,8 @@ static int bl_parse(int argc, char **argv, struct bl_opts *o)
 int main(int argc, char **argv)
 {
 	struct bl_opts o = { .size = 2ull << 30, .chunk = 256 << 10, .repeat = 3,
-			     .mode = { [BL_REUSE] = true, [BL_FRESH] = true, [BL_THP] = true },
+			     .mode = { [BL_REUSE] = true, [BL_FRESH] = true, [BL_THP] = true,
+				  [BL_UFFD] = true },
 			     .spin = { true, true } };
 	uint8_t *buf;
 	int ret = 0;

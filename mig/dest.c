@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "fill.h"
 #include "log.h"
 #include "mig_int.h"
 #include "migratable.h"
@@ -42,7 +43,7 @@ struct dest_ctx {
 	const struct mig_ram_block *blocks;	/* the loader's table */
 	size_t nblocks;
 	struct mfd_recv *mfd;
-	struct mig_prefault *prefault;
+	struct mig_fill *fill;		/* first writes by UFFDIO_COPY, or NULL */
 	/* post-copy */
 	struct mig_loader *l;
 	struct pc_dest pc;
@@ -98,12 +99,14 @@ static int on_ram_blocks(void *opaque, struct mig_ram_block *blocks, size_t n,
 				       "RAM block %zu ('%s', %llu bytes) does not match the VM's ('%s', %llu bytes)",
 				       i, blocks[i].idstr, (unsigned long long)blocks[i].size,
 				       ours[i].idstr, (unsigned long long)ours[i].size);
-		blocks[i].host = d->pc_on ? NULL : ours[i].host;	/* post-copy: UFFDIO_COPY */
 	}
+	if (!d->pc_on)
+		d->fill = mig_fill_start(ours, n, d->page_size);
+	/* with the fill or post-copy, pages come to dest_pages() to be placed */
+	for (size_t i = 0; i < n; i++)
+		blocks[i].host = d->pc_on || d->fill ? NULL : ours[i].host;
 	d->blocks = blocks;
 	d->nblocks = n;
-	if (!d->pc_on)
-		d->prefault = mig_prefault_start(blocks, n);
 	return 0;
 }
 
@@ -128,7 +131,7 @@ static int on_multifd_channels(void *opaque, const struct mig_mfd_channels *c,
 		return err_set(err, -EPROTO, "MULTIFD_CHANNELS before RAM_BLOCKS");
 	if (d->pc_on)
 		return err_set(err, -ENOTSUP, "parallel channels with post-copy are not supported");
-	d->mfd = mfd_recv_open(d->listen_fd, c, d->blocks, d->nblocks, d->page_size, err);
+	d->mfd = mfd_recv_open(d->listen_fd, c, d->blocks, d->nblocks, d->page_size, d->fill, err);
 	return d->mfd ? 0 : err->code;
 }
 
@@ -186,11 +189,18 @@ static int on_ram_xbzrle(void *opaque, const struct mig_ram_block *blk,
 			 uint64_t offset, const uint8_t *delta, size_t len,
 			 struct err *err)
 {
-	if (after_discard(opaque, err))
+	struct dest_ctx *d = opaque;
+	uint8_t *page;
+
+	if (after_discard(d, err))
 		return err->code;
-	if (!blk->host)
+	if (d->pc_on)
 		return err_set(err, -EPROTO, "XBZRLE page during post-copy");
-	if (xbzrle_decode(delta, len, (uint8_t *)blk->host + offset, blk->page_size) < 0)
+	page = d->fill ? mig_fill_page(d->fill, (unsigned)(blk - d->blocks), offset, err) :
+			 (uint8_t *)blk->host + offset;
+	if (!page)
+		return err->code;
+	if (xbzrle_decode(delta, len, page, blk->page_size) < 0)
 		return err_set(err, -EPROTO, "malformed XBZRLE delta (%zu bytes) for page 0x%llx of '%s'",
 			       len, (unsigned long long)offset, blk->idstr);
 	return 0;
@@ -210,6 +220,10 @@ static int pc_setup(struct dest_ctx *d, struct err *err)
 		return 0;
 	if (!d->vm_created)
 		return err_set(err, -EPROTO, "post-copy record before CONFIG");
+	if (d->mfd)
+		return err_set(err, -ENOTSUP, "post-copy with parallel channels is not supported");
+	mig_fill_stop(d->fill);		/* post-copy registers guest RAM itself */
+	d->fill = NULL;
 	n = vm_ram_blocks(d->vm, ours, MIG_MAX_BLOCKS);
 	ret = pc_dest_init(&d->pc, ours, n, err);
 	d->pc_init = true;	/* pc_dest_fini() is needed even on failure */
@@ -254,21 +268,23 @@ static int dest_pc_listen(void *opaque, struct err *err)
 	return pc_dest_start(&d->pc, d->fd, err);
 }
 
-static int dest_pc_pages(void *opaque, const struct mig_ram_block *blk,
-			 const uint64_t *offsets, void *const *data, size_t n,
-			 struct err *err)
+static int dest_pages(void *opaque, const struct mig_ram_block *blk,
+		      const uint64_t *offsets, void *const *data, size_t n,
+		      struct err *err)
 {
 	struct dest_ctx *d = opaque;
 
 	if (after_discard(d, err))
 		return err->code;
-	if (!d->pc_on)
-		return 0;	/* pre-copy: already placed in guest memory */
-	return pc_dest_place(&d->pc, blk->id, offsets, data, n, err);
+	if (d->pc_on)
+		return pc_dest_place(&d->pc, blk->id, offsets, data, n, err);
+	if (d->fill)
+		return mig_fill_pages(d->fill, (unsigned)(blk - d->blocks), offsets, data, n, err);
+	return 0;	/* already placed in guest memory by the loader */
 }
 
-static int dest_pc_zero(void *opaque, const struct mig_ram_block *blk,
-			uint64_t offset, uint64_t npages, struct err *err)
+static int dest_zero(void *opaque, const struct mig_ram_block *blk,
+		     uint64_t offset, uint64_t npages, struct err *err)
 {
 	struct dest_ctx *d = opaque;
 
@@ -276,15 +292,18 @@ static int dest_pc_zero(void *opaque, const struct mig_ram_block *blk,
 		return err->code;
 	if (d->pc_on)
 		return pc_dest_zero(&d->pc, blk->id, offset, npages, err);
-	memset((uint8_t *)blk->host + offset, 0, (size_t)(npages * d->l->hdr.page_size));
+	if (d->fill)
+		mig_fill_zero(d->fill, (unsigned)(blk - d->blocks), offset, npages);
+	else
+		memset((uint8_t *)blk->host + offset, 0, (size_t)(npages * d->l->hdr.page_size));
 	return 0;
 }
 
 static const struct mig_load_ops dest_ops = {
 	.on_config = on_config,
 	.on_ram_blocks = on_ram_blocks,
-	.on_ram_pages = dest_pc_pages,
-	.on_ram_zero = dest_pc_zero,
+	.on_ram_pages = dest_pages,
+	.on_ram_zero = dest_zero,
 	.on_ram_xbzrle = on_ram_xbzrle,
 	.on_iter_end = on_iter_end,
 	.on_section = on_section,
@@ -522,7 +541,8 @@ int mig_dest_receive(int listen_fd, struct vm *vm, int serial_fd, struct guest_r
 	}
 	mfd_recv_free(d.mfd);		/* every page is in: stop the channels */
 	d.mfd = NULL;
-	mig_prefault_stop(d.prefault);
+	mig_fill_stop(d.fill);		/* guest RAM is ordinary memory again */
+	d.fill = NULL;
 	while (ret && d.pc_on && d.pcid)
 		ret = dest_pc_recover(&d, listen_fd, &in, err);
 	fd = d.fd;

@@ -56,23 +56,17 @@ void mfd_send_free(struct mfd_send *s);
 
 /*
  * Accept c->n channels on listen_fd carrying c->id (others are refused and
- * closed), then start one receive thread each. blocks[].host must be set.
+ * closed), then start one receive thread each. Pages go through fill
+ * (fill.h) when it is not NULL, else to blocks[].host, which must be set.
  */
+struct mig_fill;
 struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 			       const struct mig_ram_block *blocks, size_t nblocks,
-			       uint32_t page_size, struct err *err);
+			       uint32_t page_size, struct mig_fill *fill, struct err *err);
 /* Wait until every channel has applied everything up to SYNC seq. */
 int mfd_recv_sync(struct mfd_recv *r, uint64_t seq, struct err *err);
 /* A channel's failure, if one failed: its code, and its message into err. */
 int mfd_recv_error(struct mfd_recv *r, struct err *err);
 void mfd_recv_free(struct mfd_recv *r);
-
-/*
- * Experimental (prefault.c): with TERN_DEST_PREFAULT=1 in the destination's
- * environment, populate guest RAM from a background thread; else NULL.
- */
-struct mig_prefault;
-struct mig_prefault *mig_prefault_start(const struct mig_ram_block *blocks, size_t n);
-void mig_prefault_stop(struct mig_prefault *p);
 
 #endif

@@ -5,11 +5,13 @@
  * until it holds one per announced channel: each must open with a
  * MULTIFD_HELLO carrying this migration's id and an index not yet taken,
  * within HELLO_MS; anything else is a stranger, logged, closed and not
- * counted. Then one thread per channel reads its records: PAGES go straight
- * into guest RAM (readv() for raw pages; compressed batches are decoded
- * into a scratch buffer that must come out exactly n pages long, then
- * copied), SYNC advances the channel's sequence number. The main loader
- * waits on those numbers (mfd_recv_sync).
+ * counted. Then one thread per channel reads its records: PAGES go into
+ * guest RAM (with the destination's fill, fill.h, raw pages are placed
+ * from the channel's read buffer as they arrive, while they are in cache;
+ * without it, readv() straight into guest RAM; compressed batches are
+ * decoded into a scratch buffer that must come out exactly n pages long,
+ * then placed), SYNC advances the channel's sequence number. The main
+ * loader waits on those numbers (mfd_recv_sync).
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "compress.h"
+#include "fill.h"
 #include "log.h"
 #include "mig_int.h"
 #include "multifd.h"
@@ -48,6 +51,7 @@ struct mfd_recv {
 	struct mig_mfd_channels c;
 	struct mig_ram_block *blocks;	/* a copy: the loader's goes first */
 	size_t nblocks;
+	struct mig_fill *fill;		/* or NULL: pages go to blocks[].host */
 	uint32_t page_size;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
@@ -58,6 +62,25 @@ struct mfd_recv {
 };
 
 /* ---- the channel thread ---- */
+
+/* n pages at buf (one after another) to p->offsets[first..] of block b */
+static int place(struct mfd_rchan *ch, const struct mig_ram_block *b, uint32_t first,
+		 uint32_t n, const uint8_t *buf, struct err *err)
+{
+	struct mfd_recv *r = ch->r;
+	size_t ps = r->page_size;
+	void *src[MIG_RAM_BATCH_MAX];
+
+	if (!r->fill) {
+		for (uint32_t i = 0; i < n; i++)
+			memcpy((uint8_t *)b->host + ch->pages.offsets[first + i], buf + i * ps, ps);
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		src[i] = (uint8_t *)buf + i * ps;
+	return mig_fill_pages(r->fill, (unsigned)(b - r->blocks), ch->pages.offsets + first,
+			      src, n, err);
+}
 
 static int recv_compressed(struct mfd_rchan *ch, const struct mig_ram_block *b,
 			   struct err *err)
@@ -71,10 +94,27 @@ static int recv_compressed(struct mfd_rchan *ch, const struct mig_ram_block *b,
 		return mig_stream_get_err(&ch->in, err);
 	ret = mig_comp_decompress(ch->comp, ch->cbuf, p->data_len, ch->scratch,
 				  (size_t)p->n * ps, err);
-	if (ret)
-		return ret;
-	for (uint32_t i = 0; i < p->n; i++)
-		memcpy((uint8_t *)b->host + p->offsets[i], ch->scratch + i * ps, ps);
+	return ret ? ret : place(ch, b, 0, p->n, ch->scratch, err);
+}
+
+/* Raw pages through the fill: placed from the read buffer, as they come. */
+static int recv_fill(struct mfd_rchan *ch, const struct mig_ram_block *b, struct err *err)
+{
+	struct mig_mfd_pages *p = &ch->pages;
+	size_t ps = ch->r->page_size;
+
+	for (uint32_t i = 0; i < p->n;) {
+		size_t len;
+		const uint8_t *v = mig_stream_get_view(&ch->in, ps, (size_t)(p->n - i) * ps, &len);
+		int ret;
+
+		if (!v)
+			return mig_stream_get_err(&ch->in, err);
+		ret = place(ch, b, i, (uint32_t)(len / ps), v, err);
+		if (ret)
+			return ret;
+		i += (uint32_t)(len / ps);
+	}
 	return 0;
 }
 
@@ -92,6 +132,8 @@ static int recv_pages(struct mfd_rchan *ch, uint64_t len, struct err *err)
 		return ret;
 	if (p->method != MIG_MFD_NONE)
 		return recv_compressed(ch, b, err);
+	if (r->fill)
+		return recv_fill(ch, b, err);
 	for (uint32_t i = 0; i < p->n; i++)
 		dst[i] = (uint8_t *)b->host + p->offsets[i];
 	mig_stream_get_pages(&ch->in, dst, p->n, r->page_size);
@@ -272,7 +314,7 @@ static int rchan_start(struct mfd_recv *r, struct mfd_rchan *ch, struct err *err
 
 struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 			       const struct mig_ram_block *blocks, size_t nblocks,
-			       uint32_t page_size, struct err *err)
+			       uint32_t page_size, struct mig_fill *fill, struct err *err)
 {
 	struct mfd_recv *r = calloc(1, sizeof(*r));
 	int ret;
@@ -281,7 +323,7 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 		err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	for (size_t i = 0; i < nblocks; i++)
+	for (size_t i = 0; i < nblocks && !fill; i++)
 		if (!blocks[i].host) {
 			err_set(err, -ENOTSUP, "block '%s' is not mapped for the channels",
 				blocks[i].idstr);
@@ -298,6 +340,7 @@ struct mfd_recv *mfd_recv_open(int listen_fd, const struct mig_mfd_channels *c,
 	memcpy(r->blocks, blocks, nblocks * sizeof(*blocks));
 	r->nblocks = nblocks;
 	r->page_size = page_size;
+	r->fill = fill;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	for (unsigned i = 0; i < MIG_MFD_CHANNELS_MAX; i++) {

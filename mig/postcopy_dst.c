@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "fill.h"
 #include "log.h"
 #include "mig_int.h"
 #include "util.h"
@@ -154,28 +155,11 @@ int pc_dest_discard(struct pc_dest *pc, uint32_t block, uint64_t offset,
 	return ret ? ret : drop_run(b, run, nrun, err);
 }
 
-static int uffd_open(struct err *err)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0)
-		return err_set(err, -errno, "userfaultfd: %s (post-copy needs root or "
-			       "vm.unprivileged_userfaultfd=1)", strerror(errno));
-	if (ioctl(fd, UFFDIO_API, &api)) {
-		int e = errno;
-
-		close(fd);
-		return err_set(err, -e, "UFFDIO_API: %s", strerror(e));
-	}
-	return fd;
-}
-
 int pc_dest_listen(struct pc_dest *pc, struct err *err)
 {
 	uint64_t t0 = time_now_ns();
 
-	pc->uffd = uffd_open(err);
+	pc->uffd = mig_uffd_open(0, err);
 	if (pc->uffd < 0)
 		return pc->uffd;
 	for (unsigned i = 0; i < pc->nblocks; i++) {

@@ -595,6 +595,46 @@ void mig_stream_get_pages(struct mig_stream *s, void *const *dst, size_t n,
 	}
 }
 
+const uint8_t *mig_stream_get_view(struct mig_stream *s, size_t unit, size_t max,
+				   size_t *len)
+{
+	const uint8_t *p;
+	size_t k;
+
+	*len = 0;
+	if (!reader_ok(s))
+		return NULL;
+	if (!unit || unit > max || (s->kind == MIG_STREAM_FD_READER && unit > s->cap)) {
+		mig_stream_set_error(s, -EINVAL, "view of %zu-byte units up to %zu bytes", unit, max);
+		return NULL;
+	}
+	while (s->len - s->pos < unit) {
+		ssize_t r;
+
+		if (s->kind == MIG_STREAM_MEM_READER) {
+			truncated(s, unit, s->len - s->pos);
+			return NULL;
+		}
+		if (s->pos && s->cap - s->pos < unit) {	/* make room for a whole unit */
+			memmove(s->buf, s->buf + s->pos, s->len - s->pos);
+			s->len -= s->pos;
+			s->pos = 0;
+		}
+		r = fill_some(s);
+		if (r < 0)
+			return NULL;
+		if (r == 0) {
+			truncated(s, unit, s->len - s->pos);
+			return NULL;
+		}
+	}
+	k = MIN(max, s->len - s->pos) / unit * unit;
+	p = s->buf + s->pos;
+	consume(s, k);
+	*len = k;
+	return p;
+}
+
 char *mig_stream_get_alloc(struct mig_stream *s, uint64_t n, uint64_t max,
 			   const char *what)
 {

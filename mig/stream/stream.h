@@ -209,6 +209,13 @@ uint32_t mig_stream_get_u32(struct mig_stream *s);
 uint64_t mig_stream_get_u64(struct mig_stream *s);
 void mig_stream_get_bytes(struct mig_stream *s, void *dst, size_t n);
 void mig_stream_skip(struct mig_stream *s, uint64_t n);
+/*
+ * Between one unit and `max` bytes (a whole number of units, unit <= the
+ * reader's buffer size) straight from the reader's buffer, without a copy:
+ * valid until the next call on s. NULL on error (truncation included).
+ */
+const uint8_t *mig_stream_get_view(struct mig_stream *s, size_t unit, size_t max,
+				   size_t *len);
 /* n pages of `size` bytes each into dst[i]; fd readers readv() directly. */
 void mig_stream_get_pages(struct mig_stream *s, void *const *dst, size_t n,
 			  size_t size);

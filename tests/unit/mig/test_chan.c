@@ -283,6 +283,67 @@ static void test_fd_pages_direct(void **state)
 	}
 }
 
+/* Views of whole pages straight from the buffer = the bytes, in order. */
+static void test_fd_view(void **state)
+{
+	static const size_t chunks[] = { 1, 777, 4096, 100000 };
+	static const size_t bufs[] = { 4096, 8197, 65536 };
+
+	(void)state;
+	for (size_t c = 0; c < 4; c++)
+		for (size_t b = 0; b < 3; b++) {
+			struct mig_stream r;
+			struct writer_arg a;
+			pthread_t th;
+			size_t off = 3, len, views = 0;
+			const uint8_t *v;
+
+			pipe_reader(&r, &th, &a, 3 + 40 * 4096 + 100, chunks[c], bufs[b], false);
+			mig_stream_crc_begin(&r);
+			mig_stream_skip(&r, 3);
+			while (off < 3 + 40 * 4096) {
+				v = mig_stream_get_view(&r, 4096, 3 + 40 * 4096 - off, &len);
+				assert_non_null(v);
+				assert_true(len >= 4096 && len % 4096 == 0 && len <= bufs[b]);
+				assert_memory_equal(v, src + off, len);
+				off += len;
+				views++;
+			}
+			assert_int_equal(off, 3 + 40 * 4096);
+			assert_int_equal(mig_stream_crc_end(&r), mig_crc32c(0, src, off));
+			assert_int_equal(mig_stream_offset(&r), off);
+			/* 100 bytes left: not a whole unit */
+			assert_null(mig_stream_get_view(&r, 4096, 8192, &len));
+			assert_int_equal(len, 0);
+			assert_int_equal(mig_stream_error(&r), -ENODATA);
+			assert_non_null(strstr(mig_stream_errmsg(&r), "truncated stream"));
+			pipe_done(&r, th);
+		}
+	/* a unit bigger than the buffer is refused, not looped on */
+	{
+		struct mig_stream r;
+		struct writer_arg a;
+		pthread_t th;
+		size_t len;
+
+		pipe_reader(&r, &th, &a, 3 * 4096, 4096, 4096, false);
+		assert_null(mig_stream_get_view(&r, 8192, 8192, &len));
+		assert_int_equal(mig_stream_error(&r), -EINVAL);
+		pipe_done(&r, th);
+	}
+	/* memory readers too */
+	{
+		struct mig_stream r;
+		size_t len;
+
+		mig_stream_init_mem_reader(&r, src, 10000);
+		assert_ptr_equal(mig_stream_get_view(&r, 4096, 1 << 20, &len), src);
+		assert_int_equal(len, 8192);
+		assert_null(mig_stream_get_view(&r, 4096, 4096, &len));
+		assert_int_equal(mig_stream_error(&r), -ENODATA);
+	}
+}
+
 struct drain_arg {
 	int fd;
 	uint8_t *buf;
@@ -420,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_stream_crc),
 		cmocka_unit_test(test_fd_short_reads),
 		cmocka_unit_test(test_fd_pages_direct),
+		cmocka_unit_test(test_fd_view),
 		cmocka_unit_test(test_fd_writer),
 		cmocka_unit_test(test_fd_writer_dead_peer),
 		cmocka_unit_test(test_fd_eintr),
