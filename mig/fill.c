@@ -49,6 +49,14 @@ int mig_uffd_open(uint64_t features, struct err *err)
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
+	/*
+	 * Without privilege (vm.unprivileged_userfaultfd=0), a userfaultfd
+	 * that only sees user-mode faults is still allowed; with SIGBUS that
+	 * is all the fill needs (kernel accesses fail with EFAULT either way).
+	 */
+	if (fd < 0 && errno == EPERM && (features & UFFD_FEATURE_SIGBUS))
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
 	if (fd < 0)
 		return err_set(err, -errno, "userfaultfd: %s (needs root or "
 			       "vm.unprivileged_userfaultfd=1)", strerror(errno));
