@@ -317,10 +317,10 @@ class Pair(VmmPair):
     """A source VMM running the test guest and a destination waiting on
     --incoming, each with its own console log and API socket."""
 
-    def __init__(self, guest_cmdline, memory="256M", vcpus=1):
+    def __init__(self, guest_cmdline, memory="256M", vcpus=1, dst_env=None):
         self.port = free_port()
         self.uri = f"tcp:127.0.0.1:{self.port}"
-        self.dst = Vmm(["--incoming", self.uri])
+        self.dst = Vmm(["--incoming", self.uri], env=dst_env)
         self.src = Vmm(["--kernel", GUEST, "--memory", memory, "--vcpus", str(vcpus),
                         "--cmdline", guest_cmdline])
 

@@ -96,6 +96,31 @@ def migrates_halting_smp_guest_and_its_timers_fire():
 
 
 @tap.case()
+def first_writes_are_placed_and_unused_memory_stays_absent():
+    """The destination places pages it has not got yet with UFFDIO_COPY
+    (mig/fill.c) and overwrites the ones it has: a guest rewriting its
+    pages during the migration needs both. Memory the guest never used
+    is never populated on the destination."""
+    with Pair("tg.fill=0 tg.wss=48M tg.rate=200 tg.report_ms=200", memory="256M",
+              dst_env={"TERN_LOG": "info"}) as p:
+        p.wait_ready()
+        cli = p.migrate()
+        check_migrated(p, cli, "fill")
+        wait_full_sweep(p.dst, 0, p.src)
+        check_no_errors(p.dst.output(), "destination")
+        log = p.dst.stderr()
+        m = re.search(r"dest: (\d+) pages placed by UFFDIO_COPY, (\d+) overwritten", log)
+        check(m, f"no fill report in the destination's log: {log[-600:]!r}")
+        placed, overwritten = int(m.group(1)), int(m.group(2))
+        check(placed >= 48 * 256 * 95 // 100, f"only {placed} pages placed by UFFDIO_COPY")
+        check(overwritten > 0, "no page was sent twice (the guest writes 200 MiB/s)")
+        held = rss_mib(p.dst.proc.pid)
+        print(f"# {placed} pages placed by UFFDIO_COPY, {overwritten} overwritten; "
+              f"destination RSS {held} MiB", flush=True)
+        check(held < 192, f"destination holds {held} MiB of a guest that used ~48 MiB of 256")
+
+
+@tap.case()
 def source_never_resumes_after_handover():
     with Pair("tg.wss=8M tg.rate=0 tg.report_ms=200", memory="128M") as p:
         p.wait_ready()
@@ -378,7 +403,7 @@ def preallocated_destination_and_size_mismatch():
         guest_keeps_running(src, "size mismatch")
         port = free_port()
         dst = Vmm(["--incoming", f"tcp:127.0.0.1:{port}", "--memory", "128M",
-                   "--mem-prealloc"])
+                   "--mem-prealloc"], env={"TERN_LOG": "info"})
         try:
             dst.wait_api_socket()
             held = rss_mib(dst.proc.pid)
@@ -388,6 +413,9 @@ def preallocated_destination_and_size_mismatch():
                   f"prealloc: {r.stdout[-400:]} {r.stderr}")
             wait_full_sweep(dst, 0, src)
             check_no_errors(dst.output(), "destination")
+            # every page is there already: written directly, no userfaultfd
+            check("guest RAM already populated: writing it directly" in dst.stderr(),
+                  f"prealloc: {dst.stderr()[-400:]!r}")
         finally:
             dst.kill()
 
