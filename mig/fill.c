@@ -69,6 +69,18 @@ int mig_uffd_open(uint64_t features, struct err *err)
 	return fd;
 }
 
+int mig_uffd_register(int uffd, void *host, uint64_t size, struct err *err)
+{
+	struct uffdio_register reg = {
+		.range = { (uint64_t)(uintptr_t)host, size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		return err_set(err, -errno, "UFFDIO_REGISTER of guest RAM: %s", strerror(errno));
+	return 0;
+}
+
 static bool is_present(const struct fill_block *b, uint64_t pg)
 {
 	return atomic_load_explicit(&b->present[pg / 64], memory_order_relaxed) &
@@ -120,13 +132,10 @@ static int fill_register(struct mig_fill *f, struct err *err)
 	if (f->uffd < 0)
 		return f->uffd;
 	for (size_t i = 0; i < f->n; i++) {
-		struct uffdio_register reg = {
-			.range = { (uint64_t)(uintptr_t)f->b[i].host, f->b[i].size },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
+		int ret = mig_uffd_register(f->uffd, f->b[i].host, f->b[i].size, err);
 
-		if (ioctl(f->uffd, UFFDIO_REGISTER, &reg))
-			return err_set(err, -errno, "UFFDIO_REGISTER: %s", strerror(errno));
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

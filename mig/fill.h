@@ -65,5 +65,7 @@ void mig_fill_stop(struct mig_fill *f);
 
 /* A userfaultfd with the given features (UFFDIO_API done), or -errno. */
 int mig_uffd_open(uint64_t features, struct err *err);
+/* Register [host, host + size) with uffd in MISSING mode; 0 or -errno. */
+int mig_uffd_register(int uffd, void *host, uint64_t size, struct err *err);
 
 #endif

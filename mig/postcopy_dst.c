@@ -163,14 +163,10 @@ int pc_dest_listen(struct pc_dest *pc, struct err *err)
 	if (pc->uffd < 0)
 		return pc->uffd;
 	for (unsigned i = 0; i < pc->nblocks; i++) {
-		struct uffdio_register reg = {
-			.range = { (uint64_t)(uintptr_t)pc->b[i].host, pc->b[i].size },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
+		int ret = mig_uffd_register(pc->uffd, pc->b[i].host, pc->b[i].size, err);
 
-		if (ioctl(pc->uffd, UFFDIO_REGISTER, &reg))
-			return err_set(err, -errno, "UFFDIO_REGISTER of guest RAM: %s",
-				       strerror(errno));
+		if (ret)
+			return ret;
 	}
 	pc->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pc->stop_efd < 0)
