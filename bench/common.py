@@ -76,7 +76,7 @@ class Console:
     with the host time (ms, monotonic) at which it arrived, and copied to a
     log file with that time in front."""
 
-    def __init__(self, cmd, log_path, stderr_path):
+    def __init__(self, cmd, log_path, stderr_path, env=None):
         self.lines = []                 # (host_ms, text)
         self.log = open(log_path, "w")
         self.errf = open(stderr_path, "w")
@@ -84,7 +84,8 @@ class Console:
         self.cmd = cmd
         self.t_start = now_ms()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self.errf)
+                                     stdout=subprocess.PIPE, stderr=self.errf,
+                                     env=dict(os.environ, **env) if env else None)
         self.thread = threading.Thread(target=self._reader, daemon=True)
         self.thread.start()
 

@@ -72,6 +72,9 @@ REPORT_MS = 250
 DOWNTIME_MS = 300
 QEMU_BW = 100 << 30                     # bytes/s: effectively unlimited
 POLL_S = 0.05
+# tern-vmm logs its phases (pass times, the destination's fill) to
+# LOGDIR/<run>/{src,dst}.err, so a slow run can be read afterwards.
+TERN_LOG_ENV = {"TERN_LOG": os.environ.get("TERN_LOG", "debug")}
 
 # name, memory, guest parameters, target rewrite rate (MiB/s)
 SCENARIOS = [
@@ -198,7 +201,7 @@ class TernRun(Run):
                     if getattr(self.args, "prealloc", False) else [])
         self.dst = Console([vmm, "--incoming", self.uri, "--serial", "stdio",
                             "--api", self.dst_api] + prealloc + self.vmm_extra(),
-                           self.path("dst.log"), self.path("dst.err"))
+                           self.path("dst.log"), self.path("dst.err"), env=TERN_LOG_ENV)
         deadline = time.monotonic() + 20
         while "waiting for an incoming" not in self.dst.stderr():
             if self.dst.proc.poll() is not None or time.monotonic() > deadline:
@@ -207,7 +210,7 @@ class TernRun(Run):
         self.src = Console([vmm, "--kernel", self.guest, "--memory", self.memory,
                             "--vcpus", "1", "--serial", "stdio", "--api", self.src_api,
                             "--cmdline", self.cmdline] + self.vmm_extra(),
-                           self.path("src.log"), self.path("src.err"))
+                           self.path("src.log"), self.path("src.err"), env=TERN_LOG_ENV)
         wait_path(self.src_api, self.src.proc)
 
     def migrate(self):
