@@ -457,25 +457,26 @@ def measure_stream():
 
 def stream_lines(summary, before, after, prealloc):
     """Each throughput scenario's median MiB/s as a share of one TCP stream
-    (mean of the measurements before and after the migrations); also of a
-    stream into fresh memory unless the destinations were preallocated."""
+    (mean of the measurements before and after the migrations); also of the
+    streams into fresh memory (readv, UFFDIO_COPY) unless the destinations
+    were preallocated."""
     have = [x for x in (before, after) if x]
     if not have:
         return []
     reuse = sum(x["reuse"] for x in have) / len(have) * 1024
     fresh = sum(x["fresh"] for x in have) / len(have) * 1024
-    uffd = sum(x.get("uffd", 0) for x in have) / len(have) * 1024
+    uffd = sum(x["uffd"] for x in have) / len(have) * 1024
     lines = [f"one TCP stream: {reuse:.0f} MiB/s into a reused buffer, {fresh:.0f} MiB/s "
              f"into fresh memory, {uffd:.0f} MiB/s into fresh memory by UFFDIO_COPY "
              f"(before / after: " +
-             " / ".join(f"{x['reuse']:.2f}, {x['fresh']:.2f}, {x.get('uffd', 0):.2f}"
+             " / ".join(f"{x['reuse']:.2f}, {x['fresh']:.2f}, {x['uffd']:.2f}"
                         if x else "-" for x in (before, after)) + " GiB/s)"]
     for s in summary:
         if not s["scenario"].startswith("full-") or not s["completed"] or \
                 not s.get("wire_bytes") or not s.get("total_ms"):
             continue
         mibs = s["wire_bytes"] / 2**20 / (s["total_ms"] / 1000)
-        extra = "" if prealloc or not uffd else \
+        extra = "" if prealloc else \
             f" (fresh memory: {100 * mibs / fresh:.0f} %, by UFFDIO_COPY: {100 * mibs / uffd:.0f} %)"
         lines.append(f"{s['scenario']:<13} {s['tool']:<5} {mibs:6.0f} MiB/s = "
                      f"{100 * mibs / reuse:3.0f} % of the stream{extra}")

@@ -295,6 +295,8 @@ void mig_fill_counts(const struct mig_fill *f, uint64_t *copied, uint64_t *writt
 
 void mig_fill_stop(struct mig_fill *f)
 {
+	uint64_t copied, written;
+
 	if (!f)
 		return;
 	for (size_t i = 0; i < f->n; i++) {
@@ -303,8 +305,8 @@ void mig_fill_stop(struct mig_fill *f)
 		if (ioctl(f->uffd, UFFDIO_UNREGISTER, &r))
 			log_warn("mig", "dest: UFFDIO_UNREGISTER: %s", strerror(errno));
 	}
+	mig_fill_counts(f, &copied, &written);
 	log_info("mig", "dest: %llu pages placed by UFFDIO_COPY, %llu overwritten",
-		 (unsigned long long)atomic_load(&f->copied),
-		 (unsigned long long)atomic_load(&f->written));
+		 (unsigned long long)copied, (unsigned long long)written);
 	fill_free(f);
 }
