@@ -47,7 +47,11 @@ it is held to, one TCP stream on loopback (bench/tcp_baseline, built with
 each tool's median MiB/s as a share of that stream (into a reused buffer;
 in brackets, unless --prealloc, into fresh memory with readv() as QEMU's
 destination receives, and into fresh memory placed with UFFDIO_COPY as
-tern's does).
+tern's does). Unless --prealloc, it then measures the same stream into cold
+memory (tcp_baseline -C 4G: fresh memory taken after 4 GiB were touched and
+held, so none of it is memory a process freed a moment before; on this
+host that memory comes back from the hypervisor page by page), and prints
+the shares against that too.
 --no-stream skips it.
 
 --tls adds tern-tls and qemu-tls runs: the same migration over TLS 1.3 with
@@ -434,32 +438,50 @@ def ratios(summary):
 
 
 STREAM_RE = r"^(reuse|fresh|uffd)\s+no-spin\s.*median ([\d.]+) GiB/s"
+COLD_RE = r"^cold: first touch of [\d.]+ GiB held, GiB/s per GiB:(( [\d.]+)+)"
 
 
-def measure_stream():
-    """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y, "uffd": z}
-    (medians of 3 runs of 1 GiB each), or None if tcp_baseline cannot be
-    built or run."""
+def run_baseline(modes, extra=()):
+    """bench/tcp_baseline, 3 runs of 1 GiB per mode, no spinner: its output,
+    or None if it cannot be built or run."""
     exe = os.path.join(HERE, "tcp_baseline")
     try:
         if not os.path.exists(exe):
             subprocess.run(["make", "-s", "-C", HERE, "tcp_baseline"], check=True,
                            capture_output=True, timeout=120)
-        out = subprocess.run([exe, "-s", "1G", "-r", "3", "-m", "reuse,fresh,uffd", "-p",
-                              "nospin"],
-                             check=True, capture_output=True, text=True, timeout=300).stdout
+        return subprocess.run([exe, "-s", "1G", "-r", "3", "-m", modes, "-p", "nospin",
+                               *extra],
+                              check=True, capture_output=True, text=True,
+                              timeout=600).stdout
     except (OSError, subprocess.SubprocessError) as e:
         print(f"migrate.py: no TCP stream baseline: {e}", file=sys.stderr)
         return None
-    got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out, re.M)}
+
+
+def measure_stream():
+    """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y, "uffd": z}
+    (medians of 3 runs of 1 GiB each), or None."""
+    out = run_baseline("reuse,fresh,uffd")
+    got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out or "", re.M)}
     return got if len(got) == 3 else None
 
 
-def stream_lines(summary, before, after, prealloc):
+def measure_cold_stream():
+    """The stream into cold memory (tcp_baseline -C 4G): {"fresh": x,
+    "uffd": y, "touch": [GiB/s of each GiB held first]}, or None."""
+    out = run_baseline("fresh,uffd", ("-C", "4G"))
+    got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out or "", re.M)}
+    touch = re.search(COLD_RE, out or "", re.M)
+    if len(got) != 2 or not touch:
+        return None
+    return dict(got, touch=[float(x) for x in touch.group(1).split()])
+
+
+def stream_lines(summary, before, after, prealloc, cold=None):
     """Each throughput scenario's median MiB/s as a share of one TCP stream
     (mean of the measurements before and after the migrations); also of the
     streams into fresh memory (readv, UFFDIO_COPY) unless the destinations
-    were preallocated."""
+    were preallocated, and into cold memory where it was measured."""
     have = [x for x in (before, after) if x]
     if not have:
         return []
@@ -471,13 +493,21 @@ def stream_lines(summary, before, after, prealloc):
              f"(before / after: " +
              " / ".join(f"{x['reuse']:.2f}, {x['fresh']:.2f}, {x['uffd']:.2f}"
                         if x else "-" for x in (before, after)) + " GiB/s)"]
+    if cold:
+        lines.append(f"into cold memory: {cold['fresh'] * 1024:.0f} MiB/s, "
+                     f"{cold['uffd'] * 1024:.0f} MiB/s by UFFDIO_COPY (first touch of the "
+                     f"4 GiB held before: " + ", ".join(f"{x:.2f}" for x in cold["touch"]) +
+                     " GiB/s per GiB)")
     for s in summary:
         if not s["scenario"].startswith("full-") or not s["completed"] or \
                 not s.get("wire_bytes") or not s.get("total_ms"):
             continue
         mibs = s["wire_bytes"] / 2**20 / (s["total_ms"] / 1000)
         extra = "" if prealloc else \
-            f" (fresh memory: {100 * mibs / fresh:.0f} %, by UFFDIO_COPY: {100 * mibs / uffd:.0f} %)"
+            f" (fresh memory: {100 * mibs / fresh:.0f} %, by UFFDIO_COPY: {100 * mibs / uffd:.0f} %"
+        if cold and not prealloc:
+            extra += f"; cold memory: {100 * mibs / (cold['uffd'] * 1024):.0f} % by UFFDIO_COPY"
+        extra += "" if prealloc else ")"
         lines.append(f"{s['scenario']:<13} {s['tool']:<5} {mibs:6.0f} MiB/s = "
                      f"{100 * mibs / reuse:3.0f} % of the stream{extra}")
     return lines
@@ -552,8 +582,11 @@ def main():
     runs = run_matrix(args.repeat, scens, tools, run_one, lambda r: row(r, args.timeout))
 
     summary = summarize(runs, args.timeout)
+    cold = None
     if want_stream:
         streams[1] = measure_stream()
+        if not args.prealloc:
+            cold = measure_cold_stream()
     print(f"\nmedians over {args.repeat} run(s) (completed runs only):")
     print(HEADER)
     for s in summary:
@@ -565,7 +598,7 @@ def main():
     if rl:
         print("\ntern / QEMU (medians):")
         print("\n".join(rl))
-    sl = stream_lines(summary, *streams, args.prealloc)
+    sl = stream_lines(summary, *streams, args.prealloc, cold)
     if sl:
         print("\nthroughput against " + "\n".join(sl))
     os.makedirs(args.out, exist_ok=True)
@@ -574,7 +607,7 @@ def main():
         json.dump({"machine": machine_info(), "build": args.build, "timeout_s": args.timeout,
                    "prealloc": args.prealloc,
                    "report_ms": REPORT_MS, "downtime_limit_ms": DOWNTIME_MS,
-                   "stream_gibs": {"before": streams[0], "after": streams[1]},
+                   "stream_gibs": {"before": streams[0], "after": streams[1], "cold": cold},
                    "runs": runs, "summary": summary}, f, indent=1)
     print(f"\nresults: {path}\nconsole logs: {logdir}")
     if args.pki:

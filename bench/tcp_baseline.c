@@ -15,9 +15,18 @@
  * destination does (mig/fill.h). Prints GiB/s per run and the median per
  * case.
  *
+ * -C SIZE ("cold"): first touch and hold SIZE bytes, printing how fast
+ * each GiB of it was touched, and keep every run's fresh region until the
+ * end. A fresh region then cannot reuse pages the previous run just freed:
+ * its memory comes from what the host had longest unused, which is what a
+ * migration destination gets after its source filled its guest. On a host
+ * that is itself a VM and hands free memory back to its hypervisor (free
+ * page reporting), that memory must be faulted in again from the hypervisor
+ * (docs/benchmarks.md).
+ *
  *   cc -O2 -pthread -o tcp_baseline tcp_baseline.c     (or: make -C bench)
  *   ./tcp_baseline [-s SIZE] [-c CHUNK] [-r REPEAT]
- *                  [-m reuse,fresh,thp,uffd] [-p spin|nospin|both]
+ *                  [-m reuse,fresh,thp,uffd] [-p spin|nospin|both] [-C SIZE]
  * SIZE and CHUNK take K/M/G suffixes (binary); defaults 2G, 256K, 3.
  */
 #define _GNU_SOURCE
@@ -61,7 +70,14 @@ struct bl_opts {
 	unsigned int repeat;
 	bool mode[BL_NR_MODES];	/* receive modes to run */
 	bool spin[2];		/* [0] no spinner, [1] spinner */
+	uint64_t cold;		/* -C: bytes to touch and hold first, 0 = off */
 };
+
+/* -C: fresh regions are kept until exit instead of unmapped after each run */
+#define MAX_KEPT (MAX_REPEAT * BL_NR_MODES * 2)
+static struct { void *p; size_t len; } bl_kept[MAX_KEPT];
+static unsigned int bl_nr_kept;
+static bool bl_keep;
 
 struct bl_run {
 	int lfd;		/* listening socket */
@@ -229,7 +245,10 @@ static void *bl_receiver(void *arg)
 		r->ret = r->mode == BL_UFFD ? bl_drain_uffd(fd, r, dst) : bl_drain(fd, r, dst);
 		close(fd);
 	}
-	munmap(dst, maplen);
+	if (bl_keep && r->mode != BL_REUSE && bl_nr_kept < MAX_KEPT)
+		bl_kept[bl_nr_kept++] = (typeof(bl_kept[0])){ dst, maplen };
+	else
+		munmap(dst, maplen);
 	return NULL;
 }
 
@@ -373,8 +392,36 @@ static int bl_pick_modes(const char *v, bool mode[BL_NR_MODES])
 static int bl_usage(void)
 {
 	fprintf(stderr, "usage: tcp_baseline [-s SIZE] [-c CHUNK] [-r REPEAT(1-%d)] "
-		"[-m reuse,fresh,thp,uffd] [-p spin|nospin|both]\n", MAX_REPEAT);
+		"[-m reuse,fresh,thp,uffd] [-p spin|nospin|both] [-C SIZE]\n", MAX_REPEAT);
 	return 2;
+}
+
+/*
+ * -C: touch `size` bytes of fresh memory one page at a time and hold them,
+ * printing GiB/s for each whole GiB. Returns the mapping or NULL.
+ */
+static void *bl_hold_cold(uint64_t size)
+{
+	const uint64_t gib = 1ull << 30;
+	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, size, MADV_NOHUGEPAGE);
+	printf("cold: first touch of %.2f GiB held, GiB/s per GiB:",
+	       (double)size / (double)gib);
+	for (uint64_t off = 0; off < size; off += gib) {
+		uint64_t end = size - off < gib ? size : off + gib, t0 = bl_now_ns();
+
+		for (uint64_t a = off; a < end; a += 4096)
+			p[a] = 1;
+		printf(" %.2f", (double)(end - off) / (double)gib /
+				((double)(bl_now_ns() - t0) / 1e9));
+		fflush(stdout);
+	}
+	printf("\n");
+	return p;
 }
 
 static int bl_parse(int argc, char **argv, struct bl_opts *o)
@@ -382,7 +429,7 @@ static int bl_parse(int argc, char **argv, struct bl_opts *o)
 	uint64_t v;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:c:r:m:p:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:c:r:m:p:C:h")) != -1) {
 		switch (c) {
 		case 's':
 			if (bl_parse_size(optarg, &o->size))
@@ -406,6 +453,10 @@ static int bl_parse(int argc, char **argv, struct bl_opts *o)
 			if (bl_pick(optarg, o->spin, "nospin", "spin"))
 				return -EINVAL;
 			break;
+		case 'C':
+			if (bl_parse_size(optarg, &o->cold) || !o->cold)
+				return -EINVAL;
+			break;
 		default:
 			return -EINVAL;
 		}
@@ -419,11 +470,21 @@ int main(int argc, char **argv)
 			     .mode = { [BL_REUSE] = true, [BL_FRESH] = true, [BL_THP] = true,
 				  [BL_UFFD] = true },
 			     .spin = { true, true } };
+	void *cold = NULL;
 	uint8_t *buf;
 	int ret = 0;
 
 	if (bl_parse(argc, argv, &o))
 		return bl_usage();
+	if (o.cold) {
+		cold = bl_hold_cold(o.cold);
+		if (!cold) {
+			fprintf(stderr, "tcp_baseline: cannot map %llu bytes for -C: %s\n",
+				(unsigned long long)o.cold, strerror(errno));
+			return 1;
+		}
+		bl_keep = true;
+	}
 	buf = malloc(o.chunk);
 	if (!buf)
 		return 1;
@@ -436,5 +497,9 @@ int main(int argc, char **argv)
 			if (o.spin[s] && o.mode[m])
 				ret = bl_case(&o, buf, (enum bl_mode)m, s);
 	free(buf);
+	for (unsigned int i = 0; i < bl_nr_kept; i++)
+		munmap(bl_kept[i].p, bl_kept[i].len);
+	if (cold)
+		munmap(cold, o.cold);
 	return ret;
 }
