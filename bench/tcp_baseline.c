@@ -477,6 +477,17 @@ int main(int argc, char **argv)
 	if (bl_parse(argc, argv, &o))
 		return bl_usage();
 	if (o.cold) {
+		uint64_t avail = (uint64_t)sysconf(_SC_AVPHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+		uint64_t kept = 0;
+
+		for (int m = BL_FRESH; m < BL_NR_MODES; m++)
+			kept += (uint64_t)o.mode[m] * (o.spin[0] + o.spin[1]) * o.repeat * o.size;
+		if (o.cold + kept > avail) {
+			fprintf(stderr, "tcp_baseline: -C %llu plus the kept runs need more than the "
+				"%llu bytes of free memory\n", (unsigned long long)o.cold,
+				(unsigned long long)avail);
+			return 1;
+		}
 		cold = bl_hold_cold(o.cold);
 		if (!cold) {
 			fprintf(stderr, "tcp_baseline: cannot map %llu bytes for -C: %s\n",
