@@ -725,12 +725,8 @@ static int pc_pause(struct mig_source *m, struct err *err)
 		pthread_cond_wait(&m->recover_cond, &m->lock);
 	fd = m->recover_fd;
 	m->recover_fd = -1;
-	if (!m->abandon) {
-		m->fd = fd;
-		m->st.error[0] = '\0';
-		m->st.postcopy_recoveries++;
-		m->st.state = MIG_STATE_POSTCOPY_ACTIVE;
-	}
+	if (!m->abandon)
+		m->fd = fd;	/* mig_source_recover() made the state postcopy-active */
 	pthread_mutex_unlock(&m->lock);
 	err_clear(err);
 	if (m->abandon)
@@ -1126,7 +1122,15 @@ int mig_source_recover(struct mig_source *m, const char *uri, struct err *err)
 		if (err)
 			str_copy(m->st.error, sizeof(m->st.error), err->msg);
 	} else {
+		/*
+		 * The destination took the new connection and sent its bitmap:
+		 * post-copy is active again from here, so a status read right
+		 * after this call returns says so (the thread picks fd up next).
+		 */
 		m->recover_fd = fd;
+		m->st.error[0] = '\0';
+		m->st.postcopy_recoveries++;
+		m->st.state = MIG_STATE_POSTCOPY_ACTIVE;
 		pthread_cond_broadcast(&m->recover_cond);
 	}
 	pthread_mutex_unlock(&m->lock);
