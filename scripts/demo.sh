@@ -32,8 +32,8 @@ if [ ! -e /dev/kvm ]; then
 fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-follow() { # file prefix
-	tail -n +1 -F "$1" 2>/dev/null | sed -u "s/^/$2 /" &
+follow() { # file prefix [first-line-prefix]
+	tail -n +1 -F "$1" 2>/dev/null | sed -u "1s/^/$3/; s/^/$2 /" &
 	TAIL_PID=$!
 }
 wait_line() { # file regex timeout_s
@@ -92,7 +92,11 @@ echo "source tern-vmm: $(cat "$DIR/src.err")"
 [ $status -eq 0 ] || { echo "demo: migration failed"; exit 1; }
 
 say "the guest goes on, now on the destination (its clock and counters continue)"
-follow "$DIR/dst.log" "[dest]  "
+# the guest may have been paused mid-line: the destination prints the rest
+first=
+[ -s "$DIR/src.log" ] && [ -n "$(tail -c 1 "$DIR/src.log")" ] &&
+	first="...(the rest of the source's last line) "
+follow "$DIR/dst.log" "[dest]  " "$first"
 sleep 4
 kill "$TAIL_PID"; TAIL_PID=
 
