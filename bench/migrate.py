@@ -240,7 +240,10 @@ class TernRun(Run):
         state = m["state"]
         if cancelled and state != "completed":
             state = "timeout"
+        # how long the destination's first writes took a page: warm or cold memory
+        place = re.search(r"UFFDIO_COPY took [\d.]+ ms, ([\d.]+) us a page", self.dst.stderr())
         return {"state": state, "total_ms": m.get("elapsed_ms"),
+                "dst_place_us_per_page": float(place.group(1)) if place else None,
                 "downtime_ms": m.get("downtime_ms") if state == "completed" else None,
                 "wire_bytes": m.get("transferred_bytes"),
                 "pages_normal": m.get("pages_normal"), "pages_zero": m.get("pages_zero"),
@@ -378,7 +381,9 @@ def fmt(v, spec=".0f", none="-"):
 def result_text(r, timeout):
     if r["state"] == "completed":
         bad = (r.get("dst_errors") or 0) + len(r.get("dst_bad_lines") or [])
-        return "ok" if not bad else f"GUEST ERRORS ({r.get('dst_bad_lines')})"
+        place = (f" (first writes {r['dst_place_us_per_page']:.1f} us a page)"
+                 if r.get("dst_place_us_per_page") is not None else "")
+        return ("ok" + place) if not bad else f"GUEST ERRORS ({r.get('dst_bad_lines')})"
     if r["state"] == "timeout":
         return f"did not converge in {timeout} s"
     return r["state"] + (f": {r['error'][:60]}" if r.get("error") else "")
@@ -411,7 +416,8 @@ def summarize(runs, timeout):
                  "load_before": [median([r["load_before"][i] for r in rs]) for i in range(3)]}
             for k in ("total_ms", "downtime_ms", "guest_downtime_ms", "clock_lag_ms",
                       "dst_first_stall_ms", "wire_bytes", "write_rate_mibs",
-                      "pre_rate_mibs", "pre_maxstall_ms", "passes", "tool_mibs"):
+                      "pre_rate_mibs", "pre_maxstall_ms", "passes", "tool_mibs",
+                      "dst_place_us_per_page"):
                 s[k] = median([r.get(k) for r in ok])
             s["state"] = "completed" if ok else rs[0]["state"]
             if not ok:

@@ -41,6 +41,7 @@ struct mig_fill {
 	size_t n;
 	struct fill_block b[FILL_MAX_BLOCKS];
 	_Atomic uint64_t copied, written;
+	_Atomic uint64_t copy_ns;	/* time in UFFDIO_COPY, all threads */
 	uint8_t *zero;			/* one page of zeros */
 };
 
@@ -210,9 +211,11 @@ static int copy_run(struct mig_fill *f, struct fill_block *b, uint64_t pg,
 			.len = n * ps,
 			.mode = UFFDIO_COPY_MODE_DONTWAKE,
 		};
-		uint64_t done;
+		uint64_t done, t0 = time_now_ns();
+		int r = ioctl(f->uffd, UFFDIO_COPY, &c), e = errno;
 
-		if (!ioctl(f->uffd, UFFDIO_COPY, &c)) {
+		atomic_fetch_add_explicit(&f->copy_ns, time_now_ns() - t0, memory_order_relaxed);
+		if (!r) {
 			done = n;
 		} else if (c.copy > 0) {
 			done = (uint64_t)c.copy / ps;	/* partial: go on from there */
@@ -222,11 +225,10 @@ static int copy_run(struct mig_fill *f, struct fill_block *b, uint64_t pg,
 			atomic_fetch_add_explicit(&f->written, 1, memory_order_relaxed);
 			pg++, src += ps, n--;
 			continue;
-		} else if (c.copy == -EAGAIN || errno == EINTR) {
+		} else if (c.copy == -EAGAIN || e == EINTR) {
 			continue;	/* the address space was changing: again */
 		} else {
-			int e = c.copy < 0 ? (int)-c.copy : errno;
-
+			e = c.copy < 0 ? (int)-c.copy : e;
 			return err_set(err, -e, "cannot place guest page 0x%llx: %s",
 				       (unsigned long long)(pg * ps), strerror(e));
 		}
@@ -306,7 +308,15 @@ void mig_fill_stop(struct mig_fill *f)
 			log_warn("mig", "dest: UFFDIO_UNREGISTER: %s", strerror(errno));
 	}
 	mig_fill_counts(f, &copied, &written);
-	log_info("mig", "dest: %llu pages placed by UFFDIO_COPY, %llu overwritten",
-		 (unsigned long long)copied, (unsigned long long)written);
+	/*
+	 * The time per page tells warm memory from memory the host must first
+	 * get back from below (docs/benchmarks.md, session 6): 1.4 us a page
+	 * against 7-8 us on the machine measured there.
+	 */
+	log_info("mig", "dest: %llu pages placed by UFFDIO_COPY, %llu overwritten; "
+		 "UFFDIO_COPY took %.1f ms, %.2f us a page",
+		 (unsigned long long)copied, (unsigned long long)written,
+		 atomic_load(&f->copy_ns) / 1e6,
+		 copied ? atomic_load(&f->copy_ns) / 1e3 / (double)copied : 0.0);
 	fill_free(f);
 }

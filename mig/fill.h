@@ -60,7 +60,10 @@ uint8_t *mig_fill_page(struct mig_fill *f, unsigned bi, uint64_t off, struct err
 /* Pages placed by UFFDIO_COPY and by memcpy() so far. */
 void mig_fill_counts(const struct mig_fill *f, uint64_t *copied, uint64_t *written);
 
-/* Unregister and free; guest RAM is ordinary memory again. NULL is a no-op. */
+/*
+ * Unregister, log the counts and the time spent in UFFDIO_COPY per page,
+ * and free; guest RAM is ordinary memory again. NULL is a no-op.
+ */
 void mig_fill_stop(struct mig_fill *f);
 
 /* A userfaultfd with the given features (UFFDIO_API done), or -errno. */

@@ -109,14 +109,16 @@ def first_writes_are_placed_and_unused_memory_stays_absent():
         wait_full_sweep(p.dst, 0, p.src)
         check_no_errors(p.dst.output(), "destination")
         log = p.dst.stderr()
-        m = re.search(r"dest: (\d+) pages placed by UFFDIO_COPY, (\d+) overwritten", log)
+        # bench/migrate.py reads the time per page from this line too
+        m = re.search(r"dest: (\d+) pages placed by UFFDIO_COPY, (\d+) overwritten; "
+                      r"UFFDIO_COPY took ([\d.]+) ms, ([\d.]+) us a page", log)
         check(m, f"no fill report in the destination's log: {log[-600:]!r}")
         placed, overwritten = int(m.group(1)), int(m.group(2))
         check(placed >= 48 * 256 * 95 // 100, f"only {placed} pages placed by UFFDIO_COPY")
         check(overwritten > 0, "no page was sent twice (the guest writes 200 MiB/s)")
         held = rss_mib(p.dst.proc.pid)
-        print(f"# {placed} pages placed by UFFDIO_COPY, {overwritten} overwritten; "
-              f"destination RSS {held} MiB", flush=True)
+        print(f"# {placed} pages placed by UFFDIO_COPY ({m.group(4)} us a page), "
+              f"{overwritten} overwritten; destination RSS {held} MiB", flush=True)
         check(held < 192, f"destination holds {held} MiB of a guest that used ~48 MiB of 256")
 
 
