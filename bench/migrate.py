@@ -448,36 +448,35 @@ COLD_RE = r"^cold: first touch of [\d.]+ GiB held, GiB/s per GiB:(( [\d.]+)+)"
 
 
 def run_baseline(modes, extra=()):
-    """bench/tcp_baseline, 3 runs of 1 GiB per mode, no spinner: its output,
-    or None if it cannot be built or run."""
+    """bench/tcp_baseline, 3 runs of 1 GiB per mode, no spinner: its output
+    and the median GiB/s of each mode ({} if it cannot be built or run)."""
     exe = os.path.join(HERE, "tcp_baseline")
     try:
         if not os.path.exists(exe):
             subprocess.run(["make", "-s", "-C", HERE, "tcp_baseline"], check=True,
                            capture_output=True, timeout=120)
-        return subprocess.run([exe, "-s", "1G", "-r", "3", "-m", modes, "-p", "nospin",
-                               *extra],
-                              check=True, capture_output=True, text=True,
-                              timeout=600).stdout
+        out = subprocess.run([exe, "-s", "1G", "-r", "3", "-m", modes, "-p", "nospin",
+                              *extra],
+                             check=True, capture_output=True, text=True,
+                             timeout=600).stdout
     except (OSError, subprocess.SubprocessError) as e:
         print(f"migrate.py: no TCP stream baseline: {e}", file=sys.stderr)
-        return None
+        return "", {}
+    return out, {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out, re.M)}
 
 
 def measure_stream():
     """One TCP stream on loopback, GiB/s: {"reuse": x, "fresh": y, "uffd": z}
     (medians of 3 runs of 1 GiB each), or None."""
-    out = run_baseline("reuse,fresh,uffd")
-    got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out or "", re.M)}
+    _, got = run_baseline("reuse,fresh,uffd")
     return got if len(got) == 3 else None
 
 
 def measure_cold_stream():
     """The stream into cold memory (tcp_baseline -C 4G): {"fresh": x,
     "uffd": y, "touch": [GiB/s of each GiB held first]}, or None."""
-    out = run_baseline("fresh,uffd", ("-C", "4G"))
-    got = {m.group(1): float(m.group(2)) for m in re.finditer(STREAM_RE, out or "", re.M)}
-    touch = re.search(COLD_RE, out or "", re.M)
+    out, got = run_baseline("fresh,uffd", ("-C", "4G"))
+    touch = re.search(COLD_RE, out, re.M)
     if len(got) != 2 or not touch:
         return None
     return dict(got, touch=[float(x) for x in touch.group(1).split()])
@@ -509,11 +508,12 @@ def stream_lines(summary, before, after, prealloc, cold=None):
                 not s.get("wire_bytes") or not s.get("total_ms"):
             continue
         mibs = s["wire_bytes"] / 2**20 / (s["total_ms"] / 1000)
-        extra = "" if prealloc else \
-            f" (fresh memory: {100 * mibs / fresh:.0f} %, by UFFDIO_COPY: {100 * mibs / uffd:.0f} %"
-        if cold and not prealloc:
-            extra += f"; cold memory: {100 * mibs / (cold['uffd'] * 1024):.0f} % by UFFDIO_COPY"
-        extra += "" if prealloc else ")"
+        extra = ""
+        if not prealloc:
+            shares = f"fresh memory: {100 * mibs / fresh:.0f} %, by UFFDIO_COPY: {100 * mibs / uffd:.0f} %"
+            if cold:
+                shares += f"; cold memory: {100 * mibs / (cold['uffd'] * 1024):.0f} % by UFFDIO_COPY"
+            extra = f" ({shares})"
         lines.append(f"{s['scenario']:<13} {s['tool']:<5} {mibs:6.0f} MiB/s = "
                      f"{100 * mibs / reuse:3.0f} % of the stream{extra}")
     return lines
